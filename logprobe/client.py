@@ -1,0 +1,215 @@
+"""One HTTP client that records every exchange, so any failure can be replayed.
+
+A conformance suite must see the bytes the server sent, so this is raw httpx,
+never an SDK that parses or repairs fields. Every request becomes an
+:class:`Exchange` holding the request, status, headers, body and timing; an
+exchange renders itself as a ``curl`` command with the API key replaced by
+``$OPENAI_API_KEY``, so reproducers and reports never carry the secret.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+DEFAULT_TIMEOUT = 120.0
+# A response body beyond this is cut: a hostile server must not exhaust memory.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+NONSTANDARD_JSON_CONSTANTS = ("NaN", "Infinity", "-Infinity")
+
+
+class EndpointError(RuntimeError):
+    """The endpoint cannot be used at all (unreachable, not an OpenAI API)."""
+
+
+@dataclass
+class Exchange:
+    """One request and what came back (or why nothing did)."""
+
+    method: str
+    url: str
+    request_json: Any
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    elapsed: float = 0.0
+    transport_error: str | None = None
+    truncated: bool = False
+    stream: bool = False
+    _parsed: Any = None
+    _parse_error: str | None = None
+    _parsed_done: bool = False
+    nonstandard_constants: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return httpx.URL(self.url).path
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def _parse(self) -> None:
+        if self._parsed_done:
+            return
+        self._parsed_done = True
+        seen: list[str] = []
+
+        def constant(name: str) -> float:
+            # Python's json accepts NaN/Infinity, which JSON forbids; keep the
+            # value (so finiteness checks see it) and remember that it was sent.
+            seen.append(name)
+            return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[name]
+
+        try:
+            self._parsed = json.loads(self.body, parse_constant=constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._parse_error = f"{type(exc).__name__}: {exc}"
+        self.nonstandard_constants = seen
+
+    @property
+    def json(self) -> Any:
+        """The parsed body, or None when it is not JSON (see ``parse_error``)."""
+        self._parse()
+        return self._parsed
+
+    @property
+    def parse_error(self) -> str | None:
+        self._parse()
+        return self._parse_error
+
+    @property
+    def stream_events(self) -> list[Any]:
+        """The ``data:`` payloads of an SSE body, parsed; ``[DONE]`` kept as a string."""
+        events: list[Any] = []
+        for line in self.text.splitlines():
+            if not line.startswith("data:"):
+                continue
+            payload = line[len("data:"):].strip()
+            if payload == "[DONE]":
+                events.append("[DONE]")
+                continue
+            try:
+                events.append(json.loads(payload))
+            except ValueError:
+                events.append({"__unparsed__": payload})
+        return events
+
+    def curl(self) -> str:
+        """A shell command that sends the same request; the key comes from the environment."""
+        parts = ["curl", "-sS", shlex.quote(self.url)]
+        if self.method != "GET":
+            parts += ["-H", shlex.quote("Content-Type: application/json")]
+        parts += ["-H", '"Authorization: Bearer $OPENAI_API_KEY"']
+        if self.request_json is not None:
+            body = json.dumps(self.request_json, ensure_ascii=False, separators=(",", ":"))
+            parts += ["-d", shlex.quote(body)]
+        return " ".join(parts)
+
+    def summary(self, limit: int = 600) -> str:
+        """What came back, trimmed, for failure messages."""
+        if self.transport_error:
+            return f"no response: {self.transport_error}"
+        body = self.text
+        if len(body) > limit:
+            body = body[:limit] + f"... ({len(self.body)} bytes)"
+        return f"HTTP {self.status}: {body}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "url": self.url,
+            "request": self.request_json,
+            "status": self.status,
+            "elapsed_s": round(self.elapsed, 4),
+            "transport_error": self.transport_error,
+            "response_excerpt": self.summary(2000),
+            "curl": self.curl(),
+        }
+
+
+class RecordingClient:
+    """Sends requests to one base URL and keeps every exchange in order."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_connections: int = 16,
+    ) -> None:
+        self.base_url = normalise_base_url(base_url)
+        self._api_key = api_key
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+        self.exchanges: list[Exchange] = []
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RecordingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, path: str) -> Exchange:
+        return self._send("GET", path, None)
+
+    def post(self, path: str, payload: Any) -> Exchange:
+        return self._send("POST", path, payload)
+
+    def completions(self, payload: dict[str, Any]) -> Exchange:
+        return self.post("/completions", payload)
+
+    def chat(self, payload: dict[str, Any]) -> Exchange:
+        return self.post("/chat/completions", payload)
+
+    def _send(self, method: str, path: str, payload: Any) -> Exchange:
+        url = self.base_url + path
+        exchange = Exchange(method=method, url=url, request_json=payload)
+        exchange.stream = bool(isinstance(payload, dict) and payload.get("stream"))
+        started = time.monotonic()
+        try:
+            with self._http.stream(method, path, json=payload) as response:
+                exchange.status = response.status_code
+                exchange.response_headers = dict(response.headers)
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        exchange.truncated = True
+                        break
+                exchange.body = b"".join(chunks)[:MAX_BODY_BYTES]
+        except httpx.HTTPError as exc:
+            exchange.transport_error = f"{type(exc).__name__}: {exc}"
+        exchange.elapsed = time.monotonic() - started
+        with self._lock:
+            self.exchanges.append(exchange)
+        return exchange
+
+
+def normalise_base_url(url: str) -> str:
+    """Accept ``http://host:port``, ``…/v1`` or ``…/v1/``; return ``…/v1``."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    if not url.endswith("/v1"):
+        url += "/v1"
+    return url

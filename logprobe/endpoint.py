@@ -1,0 +1,92 @@
+"""Resolve what the suite talks to: a given ``--endpoint`` or a server booted here.
+
+A preflight request tells an unusable endpoint apart before any test runs, so
+a wrong URL ends the run with one clear sentence and a distinct exit code
+instead of a hundred identical failures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from logprobe.client import normalise_base_url
+
+EXIT_ENDPOINT_UNUSABLE = 6
+EXIT_SERVER_START_FAILED = 7
+
+
+class EndpointUnusable(RuntimeError):
+    """The endpoint cannot serve the suite; the message says why and what to do."""
+
+
+@dataclass
+class BackendIdentity:
+    base_url: str
+    model: str
+    models: list[str] = field(default_factory=list)
+    server_version: str | None = None
+    server_header: str | None = None
+    booted: str | None = None  # the launcher that booted it, or None for --endpoint
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def preflight(
+    base_url: str, api_key: str | None, model: str | None, timeout: float = 10.0
+) -> BackendIdentity:
+    """GET /v1/models; return the identity or raise ``EndpointUnusable``."""
+    base_url = normalise_base_url(base_url)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with httpx.Client(timeout=timeout, headers=headers) as client:
+            response = client.get(base_url + "/models")
+            version = _server_version(client, base_url)
+    except httpx.ConnectError as exc:
+        raise EndpointUnusable(f"cannot connect to {base_url}: {exc}") from exc
+    except httpx.TimeoutException as exc:
+        raise EndpointUnusable(f"{base_url} did not answer within {timeout:.0f} s") from exc
+    except httpx.HTTPError as exc:
+        raise EndpointUnusable(f"{base_url}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code in (401, 403):
+        raise EndpointUnusable(
+            f"{base_url}/models answered {response.status_code}: pass --api-key "
+            "(or set OPENAI_API_KEY)"
+        )
+    try:
+        body = response.json()
+        models = [m["id"] for m in body["data"] if isinstance(m, dict) and "id" in m]
+    except (ValueError, KeyError, TypeError):
+        excerpt = response.text[:200].replace("\n", " ")
+        if model is None:
+            raise EndpointUnusable(
+                f"{base_url} does not look like an OpenAI-compatible API: GET /models answered "
+                f"HTTP {response.status_code} with {excerpt!r} (pass --model if it has no /models)"
+            ) from None
+        models = []
+    if model is None:
+        if not models:
+            raise EndpointUnusable(f"{base_url}/models lists no model; pass --model")
+        model = models[0]
+    return BackendIdentity(
+        base_url=base_url,
+        model=model,
+        models=models,
+        server_version=version,
+        server_header=response.headers.get("server"),
+    )
+
+
+def _server_version(client: httpx.Client, base_url: str) -> str | None:
+    """vLLM and SGLang answer GET /version; others do not, which is fine."""
+    root = base_url[: -len("/v1")]
+    try:
+        response = client.get(root + "/version")
+        if response.status_code == 200:
+            return str(response.json().get("version"))
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return None

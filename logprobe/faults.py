@@ -1,0 +1,415 @@
+"""Named ways to break a server's responses, each modelled on a real defect.
+
+A fault is data plus pure transforms: of the request before it is forwarded,
+of a JSON response body, of each SSE event, or of the raw status and body.
+The fault-injection proxy applies them to a real server's traffic, and the
+project's tests apply the same functions to recorded responses, so every
+check is shown to fail on the defect it exists for. ``trips`` names the
+invariants that must report the fault; a fault with ``fatal=False`` must be
+reported without failing the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+JsonHook = Callable[[str, dict[str, Any], Any], Any]
+RequestHook = Callable[[str, dict[str, Any]], dict[str, Any]]
+RawHook = Callable[[str, dict[str, Any], int, bytes], tuple[int, bytes]]
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    description: str
+    seen_in: str
+    trips: tuple[str, ...]
+    fatal: bool = True
+    request: RequestHook | None = None
+    json: JsonHook | None = None
+    chunk: JsonHook | None = None
+    raw: RawHook | None = None
+
+
+def _is_completions(path: str) -> bool:
+    return path.rstrip("/").endswith("/completions") and "/chat/" not in path
+
+
+def _is_chat(path: str) -> bool:
+    return path.rstrip("/").endswith("/chat/completions")
+
+
+def _choices(body: Any) -> list[dict[str, Any]]:
+    if isinstance(body, dict) and isinstance(body.get("choices"), list):
+        return [c for c in body["choices"] if isinstance(c, dict)]
+    return []
+
+
+def _completion_logprobs(choice: dict[str, Any]) -> dict[str, Any] | None:
+    lp = choice.get("logprobs")
+    return lp if isinstance(lp, dict) and isinstance(lp.get("token_logprobs"), list) else None
+
+
+def _chat_content(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    lp = choice.get("logprobs")
+    if isinstance(lp, dict) and isinstance(lp.get("content"), list):
+        return [e for e in lp["content"] if isinstance(e, dict)]
+    return []
+
+
+# --- completions logprobs dropped or reshaped -------------------------------------------
+
+def null_logprobs(path: str, request: dict[str, Any], body: Any) -> Any:
+    if _is_completions(path) and request.get("logprobs") is not None:
+        for choice in _choices(body):
+            choice["logprobs"] = None
+    return body
+
+
+def missing_logprobs(path: str, request: dict[str, Any], body: Any) -> Any:
+    if _is_completions(path) and request.get("logprobs") is not None:
+        for choice in _choices(body):
+            choice.pop("logprobs", None)
+    return body
+
+
+def chat_shape_on_completions(path: str, request: dict[str, Any], body: Any) -> Any:
+    if not _is_completions(path):
+        return body
+    for choice in _choices(body):
+        lp = _completion_logprobs(choice)
+        if lp is None:
+            continue
+        content = []
+        for token, value, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"],
+                                     strict=False):
+            alts = [{"token": t, "logprob": v, "bytes": list(t.encode())}
+                    for t, v in (top or {}).items()]
+            content.append({"token": token, "logprob": value, "bytes": list(token.encode()),
+                            "top_logprobs": alts})
+        choice["logprobs"] = {"content": content}
+    return body
+
+
+def _prompt_token_count(body: Any) -> int | None:
+    usage = body.get("usage") if isinstance(body, dict) else None
+    value = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return value if isinstance(value, int) else None
+
+
+def echo_ignored(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Answer as if echo were false: only the generated tokens' logprobs and text."""
+    if not (_is_completions(path) and request.get("echo")):
+        return body
+    cs = _choices(body)
+    prompt_tokens = _prompt_token_count(body)
+    max_tokens = request.get("max_tokens")
+    for choice in cs:
+        lp = _completion_logprobs(choice)
+        if lp is None:
+            continue
+        if len(cs) == 1 and prompt_tokens is not None:
+            keep = max(0, len(lp["token_logprobs"]) - prompt_tokens)
+        else:
+            keep = max_tokens if isinstance(max_tokens, int) else 1
+        start = len(lp["token_logprobs"]) - keep
+        for key in ("tokens", "token_logprobs", "top_logprobs"):
+            lp[key] = lp[key][start:]
+        offsets = lp.get("text_offset") or []
+        base = offsets[start] if start < len(offsets) else 0
+        lp["text_offset"] = [o - base for o in offsets[start:]]
+        text = choice.get("text")
+        if isinstance(text, str):
+            choice["text"] = text[base:]
+    return body
+
+
+def echo_shifted(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Score each prompt token with the next position's values (llama-cpp-python)."""
+    if not (_is_completions(path) and request.get("echo")):
+        return body
+    for choice in _choices(body):
+        lp = _completion_logprobs(choice)
+        if lp is None or len(lp["token_logprobs"]) < 3:
+            continue
+        for key in ("token_logprobs", "top_logprobs"):
+            values = lp[key]
+            lp[key] = [values[0], *values[2:], values[-1]]
+    return body
+
+
+# --- alternatives ------------------------------------------------------------------------
+
+def unsorted_chat_top(path: str, request: dict[str, Any], body: Any) -> Any:
+    if _is_chat(path):
+        for choice in _choices(body):
+            for entry in _chat_content(choice):
+                alts = entry.get("top_logprobs")
+                if isinstance(alts, list) and len(alts) >= 3:
+                    entry["top_logprobs"] = list(reversed(alts))
+    return body
+
+
+def sampled_dropped(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Completions top_logprobs without the sampled token (only the other alternatives)."""
+    if not _is_completions(path):
+        return body
+    for choice in _choices(body):
+        lp = _completion_logprobs(choice)
+        if lp is None:
+            continue
+        for p, (token, top) in enumerate(zip(lp["tokens"], lp["top_logprobs"], strict=False)):
+            if isinstance(top, dict) and token in top:
+                lp["top_logprobs"][p] = {k: v for k, v in top.items() if k != token}
+    return body
+
+
+def _resize_chat_top(delta: int) -> JsonHook:
+    def resize(path: str, request: dict[str, Any], body: Any) -> Any:
+        if not _is_chat(path):
+            return body
+        for choice in _choices(body):
+            for entry in _chat_content(choice):
+                alts = entry.get("top_logprobs")
+                if not isinstance(alts, list) or not alts:
+                    continue
+                if delta < 0:
+                    entry["top_logprobs"] = alts[:delta]
+                else:
+                    last = alts[-1]
+                    extra = {"token": "\u2400tie", "logprob": last.get("logprob"), "bytes": None}
+                    entry["top_logprobs"] = [*alts, extra]
+        return body
+
+    return resize
+
+
+def chat_no_top_null(path: str, request: dict[str, Any], body: Any) -> Any:
+    if _is_chat(path) and request.get("logprobs") is True and not request.get("top_logprobs"):
+        for choice in _choices(body):
+            choice["logprobs"] = None
+    return body
+
+
+# --- values ------------------------------------------------------------------------------
+
+def _first_completion_value(body: Any) -> tuple[dict[str, Any], int] | None:
+    for choice in _choices(body):
+        lp = _completion_logprobs(choice)
+        if lp is None:
+            continue
+        for p, value in enumerate(lp["token_logprobs"]):
+            if isinstance(value, float | int):
+                return lp, p
+    return None
+
+
+def _set_first_value(body: Any, value: float) -> Any:
+    found = _first_completion_value(body)
+    if found is not None:
+        lp, p = found
+        lp["token_logprobs"][p] = value
+        top = lp["top_logprobs"][p]
+        token = lp["tokens"][p]
+        if isinstance(top, dict) and token in top:
+            top[token] = value
+    for choice in _choices(body):
+        content = _chat_content(choice)
+        if content:
+            content[0]["logprob"] = value
+            for alt in content[0].get("top_logprobs") or []:
+                if alt.get("token") == content[0].get("token"):
+                    alt["logprob"] = value
+    return body
+
+
+def positive_logprob(path: str, request: dict[str, Any], body: Any) -> Any:
+    return _set_first_value(body, 0.5)
+
+
+def nan_literal(path: str, request: dict[str, Any], body: Any) -> Any:
+    return _set_first_value(body, math.nan)  # serialised as the bare NaN literal
+
+
+def logprobs_after_temperature(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Return temperature-scaled, renormalised logprobs (SGLang, TGI): legal, and INFO."""
+    t = request.get("temperature")
+    if not isinstance(t, int | float) or t <= 0 or t == 1:
+        return body
+
+    def rescale(values: dict[str, float]) -> dict[str, float]:
+        scaled = {k: v / t for k, v in values.items() if isinstance(v, float | int)}
+        if not scaled:
+            return values
+        top = max(scaled.values())
+        norm = top + math.log(sum(math.exp(v - top) for v in scaled.values()))
+        return {k: v - norm for k, v in scaled.items()}
+
+    for choice in _choices(body):
+        lp = _completion_logprobs(choice)
+        if lp is not None:
+            for p, (token, top) in enumerate(zip(lp["tokens"], lp["top_logprobs"], strict=False)):
+                if isinstance(top, dict) and top:
+                    new = rescale(top)
+                    lp["top_logprobs"][p] = new
+                    if token in new:
+                        lp["token_logprobs"][p] = new[token]
+        for entry in _chat_content(choice):
+            alts = entry.get("top_logprobs") or []
+            new = rescale({a["token"]: a["logprob"] for a in alts})
+            for alt in alts:
+                alt["logprob"] = new.get(alt["token"], alt["logprob"])
+            if entry.get("token") in new:
+                entry["logprob"] = new[entry["token"]]
+    return body
+
+
+# --- text and usage ----------------------------------------------------------------------
+
+def text_offset_drift(path: str, request: dict[str, Any], body: Any) -> Any:
+    for choice in _choices(body):
+        lp = _completion_logprobs(choice)
+        if lp is not None and isinstance(lp.get("text_offset"), list):
+            lp["text_offset"] = [o + p for p, o in enumerate(lp["text_offset"])]
+    return body
+
+
+def usage_mismatch(path: str, request: dict[str, Any], body: Any) -> Any:
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+        usage["completion_tokens"] += 1
+        if isinstance(usage.get("total_tokens"), int):
+            usage["total_tokens"] += 1
+    return body
+
+
+# --- errors --------------------------------------------------------------------------------
+
+def error_as_500(path: str, request: dict[str, Any], status: int, body: bytes) -> tuple[int, bytes]:
+    return (500, body) if 400 <= status < 500 else (status, body)
+
+
+def batch_500(path: str, request: dict[str, Any], status: int, body: bytes) -> tuple[int, bytes]:
+    prompt = request.get("prompt")
+    if _is_completions(path) and isinstance(prompt, list) and prompt \
+            and isinstance(prompt[0], str | list):
+        error = {"error": {"message": "", "type": "internal_server_error", "param": None,
+                           "code": None}}
+        return 500, json.dumps(error).encode()
+    return status, body
+
+
+def accept_invalid(path: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Repair invalid logprobs parameters before forwarding, so the server answers 200."""
+    request = copy.deepcopy(request)
+    if _is_chat(path):
+        top = request.get("top_logprobs")
+        if top is not None:
+            if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 20:
+                request["top_logprobs"] = 20 if isinstance(top, int | float) and top > 20 else 1
+            request["logprobs"] = True
+    elif _is_completions(path):
+        k = request.get("logprobs")
+        if isinstance(k, int) and not isinstance(k, bool) and not 0 <= k <= 5:
+            request["logprobs"] = 5 if k > 5 else 0
+    return request
+
+
+# --- streams -------------------------------------------------------------------------------
+
+def stream_without_logprobs(path: str, request: dict[str, Any], event: Any) -> Any:
+    for choice in _choices(event):
+        if "logprobs" in choice:
+            choice["logprobs"] = None
+    return event
+
+
+def stream_logprobs_differ(path: str, request: dict[str, Any], event: Any) -> Any:
+    for choice in _choices(event):
+        lp = _completion_logprobs(choice)
+        if lp is not None:
+            lp["token_logprobs"] = [v - 0.5 if isinstance(v, float | int) else v
+                                    for v in lp["token_logprobs"]]
+        for entry in _chat_content(choice):
+            if isinstance(entry.get("logprob"), float | int):
+                entry["logprob"] -= 0.5
+    return event
+
+
+FAULTS: dict[str, Fault] = {f.name: f for f in [
+    Fault("null-logprobs", "completions logprobs: null whatever was asked",
+          "LMDeploy >= 0.13 (lm-eval: TypeError: 'NoneType' object is not subscriptable)",
+          ("SHAPE-002", "LMEVAL-001"), json=null_logprobs),
+    Fault("missing-logprobs", "the completions logprobs key left out",
+          "TGI, transformers serve", ("SHAPE-002", "LMEVAL-001"), json=missing_logprobs),
+    Fault("chat-shape-on-completions", "completions logprobs in the chat shape {content: [...]}",
+          "llama.cpp server (EleutherAI/lm-evaluation-harness#4158)",
+          ("SHAPE-002", "LMEVAL-001"), json=chat_shape_on_completions),
+    Fault("echo-ignored", "echo ignored: only the generated token's logprobs come back",
+          "ggml-org/llama.cpp#27174 (lm-eval scores at chance, silently)",
+          ("ECHO-001", "LMEVAL-001", "LMEVAL-002"), json=echo_ignored),
+    Fault("echo-shifted", "echo prompt logprobs shifted by one position",
+          "llama-cpp-python 0.3.36", ("LMEVAL-002",), json=echo_shifted),
+    Fault("unsorted-chat-top", "chat top_logprobs in ascending order", "(synthetic)",
+          ("VAL-005",), json=unsorted_chat_top),
+    Fault("positive-logprob", "a logprob of +0.5", "(synthetic)", ("VAL-001",),
+          json=positive_logprob),
+    Fault("nan-literal", "a NaN literal where a logprob should be", "fp16 overflow in servers",
+          ("VAL-001",), json=nan_literal),
+    Fault("sampled-dropped", "the sampled token left out of completions top_logprobs",
+          "(synthetic; breaks lm-eval's greedy test)", ("CNT-001", "LMEVAL-003"),
+          json=sampled_dropped),
+    Fault("chat-top-k-minus-1", "chat top_logprobs with k-1 entries",
+          "InternLM/lmdeploy#1548", ("CNT-002",), json=_resize_chat_top(-1)),
+    Fault("chat-top-k-plus-1", "chat top_logprobs with k+1 entries", "TGI on ties",
+          ("CNT-002",), json=_resize_chat_top(+1)),
+    Fault("chat-no-top-null", "chat logprobs: true without top_logprobs answered with null",
+          "llama-cpp-python 0.3.36", ("CNT-003",), json=chat_no_top_null),
+    Fault("text-offset-drift", "text_offset drifts from the token lengths", "(synthetic)",
+          ("TXT-003",), json=text_offset_drift),
+    Fault("usage-mismatch", "usage.completion_tokens one more than the logprob entries",
+          "(synthetic)", ("CNT-004",), json=usage_mismatch),
+    Fault("error-as-500", "a 4xx for invalid parameters turned into a 500", "(synthetic)",
+          ("ERR-001", "ERR-002", "ERR-003"), raw=error_as_500),
+    Fault("accept-invalid", "invalid logprobs parameters accepted with a 200",
+          "llama-cpp-python 0.3.36 (top_logprobs: 25), transformers serve",
+          ("ERR-001", "ERR-002", "ERR-003"), request=accept_invalid),
+    Fault("stream-no-logprobs", "stream chunks without logprobs", "(synthetic)",
+          ("STR-001",), chunk=stream_without_logprobs),
+    Fault("stream-logprobs-differ", "streamed logprobs 0.5 lower than non-streamed", "(synthetic)",
+          ("STR-001",), chunk=stream_logprobs_differ),
+    Fault("logprobs-after-temperature", "logprobs computed after temperature scaling",
+          "SGLang, TGI (a legal mode: reported as INFO, never a failure)", ("SMP-003",),
+          fatal=False, json=logprobs_after_temperature),
+    Fault("batch-500", "a list of prompts answered with a 500", "llama-cpp-python 0.3.36",
+          ("ERR-004",), raw=batch_500),
+]}
+
+
+def resolve(names: str | list[str] | None) -> list[Fault]:
+    """Faults by name (comma-separated or a list); a clear error for an unknown one."""
+    if not names:
+        return []
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown:
+        raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}")
+    return [FAULTS[n] for n in names]
+
+
+def apply_json(faults: list[Fault], path: str, request: dict[str, Any], body: Any) -> Any:
+    for fault in faults:
+        if fault.json is not None:
+            body = fault.json(path, request, body)
+    return body
+
+
+def dumps(body: Any) -> bytes:
+    """Serialise like a server would, NaN included (the nan-literal fault relies on it)."""
+    return json.dumps(body, allow_nan=True, ensure_ascii=False).encode()

@@ -1,0 +1,104 @@
+"""The vocabulary of verdicts: invariants, levels, violations.
+
+An invariant is data about the spec: a stable id, a level, a one-line
+statement and where it comes from. Check functions are pure: they take the
+request and the parsed response and return the violations they found, never
+raise and never do I/O, so the same code judges hand-written cases,
+hypothesis-generated ones and recorded JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Level(StrEnum):
+    MUST = "MUST"  # a violation fails the run
+    SHOULD = "SHOULD"  # reported, not fatal
+    INFO = "INFO"  # describes the backend
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    UNSUPPORTED = "UNSUPPORTED"  # a clean 4xx with an OpenAI error object
+    IGNORED = "IGNORED"  # a 200 that silently dropped what was asked
+    ERROR = "ERROR"  # 5xx, timeout, broken JSON, transport failure
+    SKIP = "SKIP"
+    XFAIL = "XFAIL"  # failed as an expectations file said it would
+    XPASS = "XPASS"  # passed although an expectation said it would not
+
+
+@dataclass(frozen=True)
+class Invariant:
+    id: str
+    level: Level
+    statement: str
+    source: str
+
+
+CATALOGUE: dict[str, Invariant] = {}
+
+
+def invariant(id: str, level: Level, statement: str, source: str) -> Invariant:
+    """Declare an invariant once; ids are stable once published."""
+    if id in CATALOGUE:
+        raise ValueError(f"invariant {id} declared twice")
+    inv = Invariant(id, level, statement, source)
+    CATALOGUE[id] = inv
+    return inv
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: Invariant
+    message: str
+    location: str = ""
+    expected: Any = None
+    actual: Any = None
+    verdict: Verdict = Verdict.FAIL
+
+    @property
+    def id(self) -> str:
+        return self.invariant.id
+
+    @property
+    def level(self) -> Level:
+        return self.invariant.level
+
+    def render(self) -> str:
+        where = f" at {self.location}" if self.location else ""
+        text = f"[{self.level} {self.id}]{where}: {self.message}"
+        if self.expected is not None or self.actual is not None:
+            text += f"\n    expected: {trim(self.expected)}\n    actual:   {trim(self.actual)}"
+        return text
+
+
+Check = Callable[..., list[Violation]]
+
+
+def checks(*invariants: Invariant) -> Callable[[Check], Check]:
+    """Attach the invariants a check function judges, for reports and coverage."""
+
+    def mark(fn: Check) -> Check:
+        fn.invariants = tuple(invariants)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def invariants_of(fn: Check) -> tuple[Invariant, ...]:
+    return tuple(getattr(fn, "invariants", ()))
+
+
+def trim(value: Any, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number: int or float, and not a bool (JSON's true is not 1)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,52 @@
+"""ERR: invalid parameters get a clean 4xx, and the server survives them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from logprobe.invariants.core import Level, Violation, checks, invariant
+
+ERR_001 = invariant(
+    "ERR-001", Level.MUST,
+    'chat top_logprobs of 21, -1, 1.5 or "5" gives a 4xx error object',
+    "OpenAI reference: top_logprobs is an integer 0..20",
+)
+ERR_002 = invariant(
+    "ERR-002", Level.MUST,
+    "top_logprobs > 0 without logprobs: true gives a 4xx",
+    "OpenAI reference: logprobs must be true if top_logprobs is used",
+)
+ERR_003 = invariant(
+    "ERR-003", Level.MUST,
+    "completions logprobs negative or above the server's limit gives a 4xx",
+    "OpenAI limit 5, vLLM --max-logprobs (20 by default): parametrised with --logprobs-limit",
+)
+ERR_004 = invariant(
+    "ERR-004", Level.MUST,
+    "a logprobs or echo request gets a 200 or a clean 4xx, never a 5xx or a broken body",
+    "lm-eval needs either a usable answer or an error it can report",
+)
+ERR_005 = invariant(
+    "ERR-005", Level.MUST,
+    "after a rejected request, a plain request still gets a 200",
+    "a server must survive bad input",
+)
+
+
+@checks()
+def check_rejected(inv: Any, status: int | None, response: Any) -> list[Violation]:
+    """An invalid request must be refused with a 4xx (its error shape is SHAPE-004's)."""
+    if status is not None and 400 <= status < 500:
+        return []
+    if status == 200:
+        return [Violation(inv, "an invalid request was accepted with a 200",
+                          expected="4xx", actual=status)]
+    return [Violation(inv, "an invalid request must get a 4xx", expected="4xx", actual=status)]
+
+
+@checks(ERR_005)
+def check_still_serving(status: int | None) -> list[Violation]:
+    if status == 200:
+        return []
+    return [Violation(ERR_005, "the server did not answer a plain request after a rejected one",
+                      expected=200, actual=status)]

@@ -1,0 +1,186 @@
+"""LMEVAL: judge a server the way lm-evaluation-harness reads it.
+
+lm-eval's ``local-completions`` scores a multiple-choice answer with one
+``/v1/completions`` request (echo, max_tokens 1, logprobs 1, temperature 0)
+and reads ``sum(token_logprobs[ctxlen:-1])`` plus a greedy test against
+``max(top_logprobs[i].values())``. :func:`lmeval_parse_logprobs` is that code
+(lm_eval/models/openai_completions.py, ``LocalCompletionsAPI.parse_logprobs``,
+0.4.13), kept verbatim in behaviour so the suite can predict exactly what
+lm-eval would compute, or raise, on a given response.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from typing import Any
+
+from logprobe.invariants.access import choices, completion_logprobs, prompt_count
+from logprobe.invariants.core import Level, Violation, checks, invariant, is_number
+
+EPS = 1e-2
+SRC = "lm-evaluation-harness lm_eval/models/openai_completions.py (parse_logprobs, _create_payload)"
+
+LMEVAL_001 = invariant(
+    "LMEVAL-001", Level.MUST,
+    "lm-eval's loglikelihood request returns, per prompt, token_logprobs and top_logprobs of "
+    "length prompt_tokens + 1, null only at index 0",
+    SRC,
+)
+LMEVAL_002 = invariant(
+    "LMEVAL-002", Level.MUST,
+    "the continuation logprob lm-eval computes from echo equals the teacher-forced logprobs of "
+    "generating the same tokens from the context (1e-2 per token)",
+    SRC + "; ggml-org/llama.cpp#27174 (shifted echo logprobs)",
+)
+LMEVAL_003 = invariant(
+    "LMEVAL-003", Level.MUST,
+    "lm-eval's greedy test agrees with greedy decoding from the context",
+    SRC,
+)
+
+
+def lmeval_request(model: str, prompt: Any, seed: int = 1234) -> dict[str, Any]:
+    """The exact payload lm-eval 0.4.4+ sends for loglikelihood."""
+    return {
+        "model": model,
+        "prompt": prompt,
+        "temperature": 0,
+        "max_tokens": 1,
+        "logprobs": 1,
+        "seed": seed,
+        "echo": True,
+    }
+
+
+def lmeval_parse_logprobs(outputs: Any, ctxlens: list[int]) -> list[tuple[float, bool]]:
+    """lm-eval's ``parse_logprobs``: the same slicing, summing and greedy test, and the same errors."""
+    res = []
+    if not isinstance(outputs, list):
+        outputs = [outputs]
+    for out in outputs:
+        for choice, ctxlen in zip(sorted(out["choices"], key=itemgetter("index")), ctxlens,
+                                  strict=False):
+            assert ctxlen > 0, "Context length must be greater than 0"
+            logprobs = sum(choice["logprobs"]["token_logprobs"][ctxlen:-1])
+            tokens_logprobs = choice["logprobs"]["token_logprobs"][ctxlen:-1]
+            top_logprobs = choice["logprobs"]["top_logprobs"][ctxlen:-1]
+            is_greedy = True
+            for tok, top in zip(tokens_logprobs, top_logprobs, strict=False):
+                if tok != max(top.values()):
+                    is_greedy = False
+                    break
+            res.append((logprobs, is_greedy))
+    return res
+
+
+def predict_lmeval_crash(response: Any, ctxlens: list[int]) -> str | None:
+    """The exception lm-eval would raise parsing ``response``, as ``Type: message``, or None."""
+    try:
+        lmeval_parse_logprobs(response, ctxlens)
+    except Exception as exc:  # the point is to see whatever lm-eval would see
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@checks(LMEVAL_001)
+def check_lmeval_response(
+    request: dict[str, Any], response: Any, prompt_lengths: list[int] | None
+) -> list[Violation]:
+    """Judge one loglikelihood exchange; ``prompt_lengths`` are tokens per prompt when known."""
+    found = []
+    expected_choices = prompt_count(request)
+    ctxlens = [1] * expected_choices
+    crash = predict_lmeval_crash(response, ctxlens)
+    if crash is not None:
+        found.append(Violation(LMEVAL_001, f"lm-eval would raise {crash}"))
+    cs = choices(response)
+    if len(cs) != expected_choices:
+        found.append(Violation(LMEVAL_001, "one choice per prompt expected",
+                               expected=expected_choices, actual=len(cs)))
+    for n, choice in enumerate(cs):
+        where = f"choices[{choice.get('index')}].logprobs"
+        logprobs = completion_logprobs(choice)
+        if logprobs is None:
+            if crash is None:
+                found.append(Violation(LMEVAL_001, "no completions-shaped logprobs", location=where))
+            continue
+        values = logprobs["token_logprobs"]
+        tops = logprobs.get("top_logprobs")
+        if not isinstance(tops, list):
+            found.append(Violation(LMEVAL_001, "top_logprobs is not a list", location=where))
+            continue
+        if prompt_lengths is not None and n < len(prompt_lengths):
+            want = prompt_lengths[n] + 1
+            for key, seq in (("token_logprobs", values), ("top_logprobs", tops)):
+                if len(seq) != want:
+                    found.append(Violation(
+                        LMEVAL_001,
+                        f"{key} has {len(seq)} entries for {prompt_lengths[n]} prompt tokens; "
+                        "lm-eval's [ctxlen:-1] then drops or misplaces continuation tokens",
+                        location=f"{where}.{key}", expected=want, actual=len(seq),
+                    ))
+        bad = [p for p, v in enumerate(values) if (p == 0) == (v is not None) or
+               (p > 0 and not is_number(v))]
+        bad += [p for p, t in enumerate(tops) if (p == 0) == (t is not None) or
+                (p > 0 and not isinstance(t, dict))]
+        if bad:
+            found.append(Violation(LMEVAL_001, "null must be at index 0 and only there",
+                                   location=where, actual=sorted(set(bad))[:10]))
+    return found
+
+
+@checks(LMEVAL_002, LMEVAL_003)
+def check_continuation(
+    echo_response: Any,
+    ctxlen: int,
+    teacher_logprobs: list[float],
+    expect_greedy: bool,
+    continuation_tokens: list[str] | None = None,
+) -> list[Violation]:
+    """Compare lm-eval's reading of an echo response with teacher-forced generation.
+
+    ``echo_response`` answered lm-eval's request for context + continuation;
+    ``ctxlen`` is the number of context tokens; ``teacher_logprobs[i]`` is the
+    logprob of continuation token i when generated from the context and the
+    continuation tokens before it. ``expect_greedy`` is what greedy decoding said.
+    """
+    crash = predict_lmeval_crash(echo_response, [ctxlen])
+    if crash is not None:
+        return [Violation(LMEVAL_002, f"lm-eval would raise {crash}")]
+    (total, is_greedy), = lmeval_parse_logprobs(echo_response, [ctxlen])
+    choice = choices(echo_response)[0]
+    logprobs = completion_logprobs(choice) or {}
+    per_token = (logprobs.get("token_logprobs") or [])[ctxlen:-1]
+    echoed = (logprobs.get("tokens") or [])[ctxlen:-1]
+    found = []
+    if len(per_token) != len(teacher_logprobs):
+        found.append(Violation(
+            LMEVAL_002,
+            f"lm-eval's slice [ctxlen:-1] holds {len(per_token)} logprobs for a "
+            f"{len(teacher_logprobs)}-token continuation",
+            expected=teacher_logprobs, actual=per_token,
+        ))
+    else:
+        for i, (got, want) in enumerate(zip(per_token, teacher_logprobs, strict=True)):
+            if not is_number(got) or abs(got - want) > EPS:
+                name = continuation_tokens[i] if continuation_tokens else i
+                found.append(Violation(
+                    LMEVAL_002,
+                    f"continuation token {name!r}: the echo logprob differs from the "
+                    "teacher-forced one (shifted or misaligned prompt logprobs)",
+                    location=f"token_logprobs[{ctxlen + i}]", expected=want, actual=got,
+                ))
+        if found:
+            found.append(Violation(
+                LMEVAL_002, "lm-eval's continuation score differs from the teacher-forced sum",
+                expected=round(sum(teacher_logprobs), 6), actual=round(total, 6),
+            ))
+    if continuation_tokens is not None and echoed and echoed != continuation_tokens:
+        found.append(Violation(LMEVAL_002, "the echoed continuation tokens are not the ones scored",
+                               expected=continuation_tokens, actual=echoed))
+    if is_greedy != expect_greedy:
+        found.append(Violation(
+            LMEVAL_003, "lm-eval's greedy test disagrees with greedy decoding",
+            expected=expect_greedy, actual=is_greedy,
+        ))
+    return found

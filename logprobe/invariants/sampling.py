@@ -1,0 +1,183 @@
+"""SMP: what temperature 0, repetition and n > 1 imply for the numbers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from logprobe.invariants.access import chat_content, choices, completion_logprobs, usage
+from logprobe.invariants.core import Level, Violation, checks, invariant, is_number
+
+EPS = 1e-2
+EPS_TIE = 1e-5
+
+SMP_001 = invariant(
+    "SMP-001", Level.MUST,
+    "at temperature 0 each generated token is the argmax of its alternatives (ties within 1e-5)",
+    "greedy decoding",
+)
+SMP_002 = invariant(
+    "SMP-002", Level.SHOULD,
+    "identical temperature-0 requests give identical tokens and logprobs (1e-2)",
+    "determinism; bit-identical only in batch-invariant mode",
+)
+SMP_003 = invariant(
+    "SMP-003", Level.INFO,
+    "logprob mode: raw (independent of temperature, vLLM default, OpenAI) or processed",
+    "SGLang and TGI return temperature-scaled logprobs",
+)
+SMP_004 = invariant(
+    "SMP-004", Level.MUST,
+    "with n > 1 each choice's logprobs describe its own tokens",
+    "OpenAI reference: logprobs per choice",
+)
+
+
+def _generated_positions(request: dict[str, Any], response: Any, logprobs: dict[str, Any]) -> range:
+    total = len(logprobs["token_logprobs"])
+    if request.get("echo"):
+        prompt_tokens = usage(response, "prompt_tokens")
+        if prompt_tokens is None or len(choices(response)) != 1:
+            return range(0)
+        return range(min(prompt_tokens, total), total)
+    return range(total)
+
+
+@checks(SMP_001)
+def check_greedy_argmax(request: dict[str, Any], response: Any) -> list[Violation]:
+    if request.get("temperature") != 0:
+        return []
+    found = []
+    for choice in choices(response):
+        i = choice.get("index")
+        logprobs = completion_logprobs(choice)
+        if logprobs is not None:
+            tops = logprobs.get("top_logprobs") or []
+            for p in _generated_positions(request, response, logprobs):
+                value = logprobs["token_logprobs"][p]
+                top = tops[p] if p < len(tops) else None
+                if not is_number(value) or not isinstance(top, dict) or not top:
+                    continue
+                best = max((v for v in top.values() if is_number(v)), default=value)
+                if value < best - EPS_TIE:
+                    found.append(Violation(
+                        SMP_001, "a token other than the most likely was chosen at temperature 0",
+                        location=f"choices[{i}].logprobs.token_logprobs[{p}]",
+                        expected=best, actual=value,
+                    ))
+        for p, entry in enumerate(chat_content(choice) or []):
+            value = entry.get("logprob")
+            alts = [a.get("logprob") for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
+            alts = [a for a in alts if is_number(a)]
+            if is_number(value) and alts and value < max(alts) - EPS_TIE:
+                found.append(Violation(
+                    SMP_001, "a token other than the most likely was chosen at temperature 0",
+                    location=f"choices[{i}].logprobs.content[{p}]", expected=max(alts), actual=value,
+                ))
+    return found
+
+
+def token_values(response: Any) -> list[tuple[list[str], list[Any]]]:
+    """(tokens, logprobs) per choice, from either shape."""
+    out = []
+    for choice in choices(response):
+        logprobs = completion_logprobs(choice)
+        if logprobs is not None:
+            out.append((list(logprobs.get("tokens") or []), list(logprobs["token_logprobs"])))
+            continue
+        content = chat_content(choice) or []
+        out.append(([e.get("token") for e in content], [e.get("logprob") for e in content]))
+    return out
+
+
+@checks(SMP_002)
+def check_repeatable(responses: list[Any]) -> list[Violation]:
+    if len(responses) < 2:
+        return []
+    reference = token_values(responses[0])
+    found = []
+    for r, response in enumerate(responses[1:], start=1):
+        other = token_values(response)
+        for c, ((tokens_a, values_a), (tokens_b, values_b)) in enumerate(
+            zip(reference, other, strict=False)
+        ):
+            if tokens_a != tokens_b:
+                found.append(Violation(SMP_002, f"run {r} chose other tokens",
+                                       location=f"choices[{c}]", expected=tokens_a, actual=tokens_b))
+                continue
+            worst = max((abs(a - b) for a, b in zip(values_a, values_b, strict=False)
+                         if is_number(a) and is_number(b)), default=0.0)
+            if worst > EPS:
+                found.append(Violation(SMP_002, f"run {r} logprobs differ by {worst:.3g}",
+                                       location=f"choices[{c}]", expected="<= 1e-2", actual=worst))
+    return found
+
+
+@checks(SMP_003)
+def describe_logprob_mode(low_temperature: Any, high_temperature: Any) -> list[Violation]:
+    """Compare the first position's alternatives at two temperatures (same prompt).
+
+    The sampled tokens may differ between the two, so the comparison uses the
+    alternatives both responses list; raw logprobs are the same at any temperature.
+    """
+    low, high = _first_alternatives(low_temperature), _first_alternatives(high_temperature)
+    shared = sorted(set(low) & set(high))
+    if not shared:
+        return []
+    worst = max(abs(low[t] - high[t]) for t in shared)
+    mode = "raw (temperature does not change logprobs)" if worst <= EPS else (
+        f"processed (an alternative's logprob moves by {worst:.3f} between temperatures)"
+    )
+    return [Violation(SMP_003, f"logprob mode: {mode}", actual={t: (low[t], high[t]) for t in shared[:3]})]
+
+
+def _first_alternatives(response: Any) -> dict[str, float]:
+    for choice in choices(response):
+        logprobs = completion_logprobs(choice)
+        if logprobs is not None:
+            tops = logprobs.get("top_logprobs") or []
+            top = tops[0] if tops else None
+            if isinstance(top, dict):
+                return {k: v for k, v in top.items() if is_number(v)}
+        content = chat_content(choice)
+        if content:
+            return {a.get("token"): a.get("logprob") for a in content[0].get("top_logprobs") or []
+                    if isinstance(a, dict) and is_number(a.get("logprob"))}
+    return {}
+
+
+@checks(SMP_004)
+def check_choices_own_logprobs(request: dict[str, Any], response: Any) -> list[Violation]:
+    found = []
+    cs = choices(response)
+    n = request.get("n", 1)
+    if isinstance(n, int) and len(cs) != n * max(1, 1):
+        found.append(Violation(SMP_004, "wrong number of choices", expected=n, actual=len(cs)))
+    seen: dict[tuple[Any, ...], int] = {}
+    for choice in cs:
+        i = choice.get("index")
+        logprobs = completion_logprobs(choice)
+        if logprobs is None:
+            continue
+        tokens = logprobs.get("tokens") or []
+        values = logprobs["token_logprobs"]
+        text = choice.get("text")
+        if len(tokens) != len(values):
+            found.append(Violation(SMP_004, "tokens and token_logprobs differ in length",
+                                   location=f"choices[{i}]", expected=len(tokens), actual=len(values)))
+        if all(isinstance(t, str) and t and "\ufffd" not in t for t in tokens) \
+                and isinstance(text, str) and "".join(tokens) != text \
+                and choice.get("finish_reason") == "length":
+            found.append(Violation(SMP_004, "this choice's tokens do not spell its own text",
+                                   location=f"choices[{i}]", expected=text, actual="".join(tokens)))
+        key = tuple(round(v, 6) if is_number(v) and math.isfinite(v) else None for v in values)
+        if key in seen and tokens and seen[key] != i:
+            other = cs[[c.get("index") for c in cs].index(seen[key])]
+            other_lp = completion_logprobs(other) or {}
+            if other_lp.get("tokens") != tokens:
+                found.append(Violation(
+                    SMP_004, f"choices {seen[key]} and {i} have different tokens but the same "
+                    "logprobs (copied from another choice?)", location=f"choices[{i}]",
+                ))
+        seen.setdefault(key, i)
+    return found

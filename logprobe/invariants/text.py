@@ -1,0 +1,109 @@
+"""TXT: tokens, bytes and offsets line up with the text they claim to cover."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from logprobe.invariants.access import chat_content, choices, completion_logprobs
+from logprobe.invariants.core import Level, Violation, checks, invariant
+
+TXT_001 = invariant(
+    "TXT-001", Level.MUST,
+    "completions (echo off): concatenated tokens == text when the decode is plain",
+    "OpenAI reference: tokens are the text's tokens",
+)
+TXT_002 = invariant(
+    "TXT-002", Level.SHOULD,
+    "chat: concatenated bytes decode to the message content",
+    "OpenAI reference (bytes); vllm-project/vllm#34875; llama-cpp-python sends null",
+)
+TXT_003 = invariant(
+    "TXT-003", Level.MUST,
+    "text_offset is non-decreasing, steps by len(token), and full_text[offset:] starts with token",
+    "OpenAI reference (text_offset)",
+)
+TXT_004 = invariant(
+    "TXT-004", Level.INFO,
+    "with echo off, text_offset counts from the prompt start (OpenAI) or from the returned text",
+    "OpenAI counts from the prompt; vLLM from the returned text",
+)
+
+
+def plain_tokens(tokens: list[Any]) -> bool:
+    """Plain decode: every token a non-empty string without U+FFFD (no split characters)."""
+    return all(isinstance(t, str) and t and "\ufffd" not in t for t in tokens)
+
+
+@checks(TXT_001, TXT_003, TXT_004)
+def check_completions_text(request: dict[str, Any], response: Any) -> list[Violation]:
+    found = []
+    echo = bool(request.get("echo"))
+    prompt = request.get("prompt")
+    for choice in choices(response):
+        logprobs = completion_logprobs(choice)
+        text = choice.get("text")
+        if logprobs is None or not isinstance(text, str):
+            continue
+        where = f"choices[{choice.get('index')}].logprobs"
+        tokens = logprobs.get("tokens") or []
+        offsets = logprobs.get("text_offset") or []
+        if not plain_tokens(tokens):
+            continue
+        if not echo and choice.get("finish_reason") == "length" and "".join(tokens) != text:
+            found.append(Violation(TXT_001, "tokens do not concatenate to the text",
+                                   location=f"{where}.tokens", expected=text, actual="".join(tokens)))
+        if not offsets or len(offsets) != len(tokens):
+            continue
+        base = offsets[0]
+        if echo or base == 0:
+            full, origin = text, "the returned text"
+        elif isinstance(prompt, str) and base == len(prompt):
+            full, origin = prompt + text, "the prompt start"
+        else:
+            found.append(Violation(TXT_003, "text_offset[0] is neither 0 nor len(prompt)",
+                                   location=f"{where}.text_offset[0]", actual=base))
+            continue
+        if not echo:
+            found.append(Violation(TXT_004, f"text_offset counts from {origin}",
+                                   location=f"{where}.text_offset"))
+        for p, (offset, token) in enumerate(zip(offsets, tokens, strict=False)):
+            if p + 1 < len(offsets) and offsets[p + 1] - offset != len(token):
+                found.append(Violation(
+                    TXT_003, "text_offset step differs from the token's length",
+                    location=f"{where}.text_offset[{p + 1}]",
+                    expected=offset + len(token), actual=offsets[p + 1],
+                ))
+                break
+            if not isinstance(offset, int) or not full[offset:].startswith(token):
+                found.append(Violation(
+                    TXT_003, f"the text at text_offset[{p}] does not start with {token!r}",
+                    location=f"{where}.text_offset[{p}]", expected=token,
+                    actual=full[offset:offset + len(token)] if isinstance(offset, int) else offset,
+                ))
+                break
+    return found
+
+
+@checks(TXT_002)
+def check_chat_bytes(request: dict[str, Any], response: Any) -> list[Violation]:
+    found = []
+    for choice in choices(response):
+        content = chat_content(choice)
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else None
+        if not content or not isinstance(text, str):
+            continue
+        where = f"choices[{choice.get('index')}].logprobs.content"
+        pieces = [e.get("bytes") for e in content]
+        if any(not isinstance(b, list) for b in pieces):
+            found.append(Violation(TXT_002, "bytes missing or null", location=where))
+            continue
+        try:
+            decoded = bytes(b for piece in pieces for b in piece).decode("utf-8")
+        except (ValueError, TypeError) as exc:
+            found.append(Violation(TXT_002, f"bytes do not decode as UTF-8: {exc}", location=where))
+            continue
+        if choice.get("finish_reason") == "length" and decoded != text:
+            found.append(Violation(TXT_002, "bytes decode to other text than the content",
+                                   location=where, expected=text, actual=decoded))
+    return found

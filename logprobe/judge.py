@@ -1,0 +1,196 @@
+"""Turn exchanges and violations into a graded verdict for one test.
+
+Tests stay thin: they send requests and hand the exchanges here. The judge
+first classifies the transport (ERROR for a 5xx, a timeout or a broken body;
+UNSUPPORTED for a clean 4xx to a request that should work), then runs the
+pure check functions and records every violation. MUST violations raise
+:class:`ConformanceFailure`, which carries the verdict, the violations and the
+exchanges for the report; SHOULD and INFO findings are recorded and the test
+passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from logprobe.client import Exchange
+from logprobe.invariants import errors as err
+from logprobe.invariants import shape
+from logprobe.invariants.core import (
+    Check,
+    Invariant,
+    Level,
+    Verdict,
+    Violation,
+    invariants_of,
+)
+
+_VERDICT_RANK = [Verdict.FAIL, Verdict.UNSUPPORTED, Verdict.IGNORED, Verdict.ERROR]
+
+
+class ConformanceFailure(AssertionError):
+    """A MUST was violated; ``verdict`` grades how."""
+
+    def __init__(self, verdict: Verdict, violations: list[Violation], exchanges: list[Exchange]):
+        self.verdict = verdict
+        self.violations = violations
+        self.exchanges = exchanges
+        super().__init__(render_failure(verdict, violations, exchanges))
+
+
+def render_failure(verdict: Verdict, violations: list[Violation], exchanges: list[Exchange]) -> str:
+    lines = [f"{verdict}: " + "; ".join(sorted({v.id for v in violations}))]
+    lines += [v.render() for v in violations[:12]]
+    if len(violations) > 12:
+        lines.append(f"... and {len(violations) - 12} more violations")
+    for exchange in exchanges[-3:]:
+        lines.append(f"response: {exchange.summary()}")
+        lines.append(f"reproduce: {exchange.curl()}")
+    return "\n".join(lines)
+
+
+@dataclass
+class Judgement:
+    """What one test found; the plugin turns it into a report row."""
+
+    invariants: set[str] = field(default_factory=set)
+    violations: list[Violation] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    @property
+    def level(self) -> Level | None:
+        from logprobe.invariants.core import CATALOGUE
+
+        levels = {CATALOGUE[i].level for i in self.invariants if i in CATALOGUE}
+        for level in (Level.MUST, Level.SHOULD, Level.INFO):
+            if level in levels:
+                return level
+        return None
+
+    @property
+    def findings(self) -> list[Violation]:
+        return [v for v in self.violations if v.level is not Level.MUST]
+
+
+class Judge:
+    """Bound to one test: classify exchanges, run checks, raise on a violated MUST."""
+
+    def __init__(self, judgement: Judgement, on_transport_error: Callable[[], None] | None = None):
+        self.judgement = judgement
+        self._on_transport_error = on_transport_error
+
+    def _note(self, exchanges: Iterable[Exchange], invariants: Iterable[Invariant]) -> None:
+        for exchange in exchanges:
+            if exchange not in self.judgement.exchanges:
+                self.judgement.exchanges.append(exchange)
+        self.judgement.invariants.update(i.id for i in invariants)
+
+    def ok(self, exchange: Exchange, *, feature: str = "the request") -> Any:
+        """The parsed body of a response that must be a usable 200, else raise the verdict."""
+        self._note([exchange], [err.ERR_004])
+        verdict, message = classify(exchange)
+        if verdict is Verdict.PASS:
+            return exchange.json
+        if verdict is Verdict.ERROR and self._on_transport_error and exchange.transport_error:
+            self._on_transport_error()  # raises ServerDiedError when the server is gone
+        if verdict is Verdict.UNSUPPORTED:
+            message = f"the server refused {feature} with a clean 4xx: {message}"
+        violation = Violation(err.ERR_004, message, verdict=verdict)
+        self._fail([violation], [exchange], verdict)
+        return None  # unreachable
+
+    def check(
+        self, exchange_or_exchanges: Exchange | list[Exchange], fn: Check, *args: Any, **kwargs: Any
+    ) -> list[Violation]:
+        """Run one check function (pure) and record it; raise if it found a MUST violation."""
+        exchanges = exchange_or_exchanges if isinstance(exchange_or_exchanges, list) \
+            else [exchange_or_exchanges]
+        violations = fn(*args, **kwargs)
+        return self.record(exchanges, invariants_of(fn), violations)
+
+    def response(self, exchange: Exchange, *fns: Check, feature: str = "the request") -> Any:
+        """``ok`` then every ``fn(request, body)``: the common single-exchange case."""
+        body = self.ok(exchange, feature=feature)
+        found: list[Violation] = []
+        for fn in fns:
+            found += self.record([exchange], invariants_of(fn), fn(exchange.request_json, body),
+                                 raise_now=False)
+        self._raise_if_must(found, [exchange])
+        return body
+
+    def rejection(self, exchange: Exchange, inv: Invariant) -> None:
+        """An invalid request: it must get a 4xx with an OpenAI error object."""
+        self._note([exchange], [inv, shape.SHAPE_004])
+        if exchange.transport_error or exchange.status is None or exchange.status >= 500:
+            _verdict, message = classify(exchange)
+            self._fail([Violation(inv, f"invalid input broke the server: {message}",
+                                  verdict=Verdict.ERROR)], [exchange], Verdict.ERROR)
+        found = err.check_rejected(inv, exchange.status, exchange.json)
+        if not found:
+            found = shape.check_error_object(exchange.status, exchange.json)
+            self.judgement.invariants.add(shape.SHAPE_006.id)
+        self.record([exchange], [inv], found)
+
+    def record(
+        self,
+        exchanges: list[Exchange],
+        invariants: Iterable[Invariant],
+        violations: list[Violation],
+        *,
+        raise_now: bool = True,
+    ) -> list[Violation]:
+        invariants = list(invariants) + [v.invariant for v in violations]
+        self._note(exchanges, invariants)
+        for exchange in exchanges:
+            if exchange.nonstandard_constants:
+                from logprobe.invariants.values import VAL_001
+
+                violations = [*violations, Violation(
+                    VAL_001, "the JSON body contains " + ", ".join(
+                        sorted(set(exchange.nonstandard_constants))) + " (not valid JSON)")]
+                exchange.nonstandard_constants = []
+        self.judgement.violations.extend(violations)
+        if raise_now:
+            self._raise_if_must(violations, exchanges)
+        return violations
+
+    def _raise_if_must(self, violations: list[Violation], exchanges: list[Exchange]) -> None:
+        must = [v for v in violations if v.level is Level.MUST]
+        if must:
+            worst = max((v.verdict for v in must), key=_rank)
+            self._fail(must, exchanges, worst)
+
+    def _fail(self, violations: list[Violation], exchanges: list[Exchange], verdict: Verdict) -> None:
+        self.judgement.violations.extend(v for v in violations if v not in self.judgement.violations)
+        raise ConformanceFailure(verdict, violations, exchanges)
+
+
+def _rank(verdict: Verdict) -> int:
+    return _VERDICT_RANK.index(verdict) if verdict in _VERDICT_RANK else 0
+
+
+def classify(exchange: Exchange) -> tuple[Verdict, str]:
+    """PASS for a 200 with a JSON body; otherwise the graded verdict and why."""
+    if exchange.transport_error:
+        return Verdict.ERROR, f"no response: {exchange.transport_error}"
+    if exchange.truncated:
+        return Verdict.ERROR, "the response body exceeded the size cap"
+    status = exchange.status or 0
+    if status >= 500:
+        return Verdict.ERROR, f"HTTP {status}: {exchange.summary(300)}"
+    if exchange.stream:
+        if status == 200:
+            return Verdict.PASS, ""
+    elif exchange.parse_error is not None:
+        kind = "HTML" if exchange.text.lstrip().lower().startswith("<") else "not JSON"
+        return Verdict.ERROR, f"HTTP {status} with a body that is {kind} ({exchange.parse_error})"
+    if 400 <= status < 500:
+        body = exchange.json
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            return Verdict.UNSUPPORTED, f"HTTP {status}: {exchange.summary(300)}"
+        return Verdict.ERROR, f"HTTP {status} without an OpenAI error object: {exchange.summary(300)}"
+    if status != 200:
+        return Verdict.ERROR, f"unexpected HTTP {status}"
+    return Verdict.PASS, ""

@@ -1,0 +1,260 @@
+"""The pytest plugin: options, the endpoint and client fixtures, verdicts and the report.
+
+Loaded by the repository's root conftest and, when logprobe is installed, by
+its ``pytest11`` entry point, so ``pytest --endpoint URL`` works from a
+checkout and from anywhere the package is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from logprobe.client import RecordingClient
+from logprobe.endpoint import (
+    EXIT_ENDPOINT_UNUSABLE,
+    EXIT_SERVER_START_FAILED,
+    BackendIdentity,
+    EndpointUnusable,
+    preflight,
+)
+from logprobe.invariants.core import Level, Verdict
+from logprobe.judge import ConformanceFailure, Judge, Judgement
+from logprobe.launch.process import ServerDiedError, ServerProcess, ServerStartError
+from logprobe.report.run import RunReport, TestRow
+
+JUDGEMENT_KEY = pytest.StashKey[Judgement]()
+REPORT_KEY = pytest.StashKey[RunReport]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("logprobe", "logprobe: logprobs conformance of OpenAI-compatible servers")
+    group.addoption("--endpoint", help="base URL of a running server (with or without /v1); "
+                    "without it, a server is booted (see --serve)")
+    group.addoption("--api-key", default=None,
+                    help="API key (default: $OPENAI_API_KEY); never written to reports")
+    group.addoption("--model", default=None, help="model id (default: first id of GET /v1/models)")
+    group.addoption("--tokenizer", default=None,
+                    help="HF tokenizer id or folder, for checks that build token-id prompts")
+    group.addoption("--serve", default="vllm",
+                    help="backend to boot when no --endpoint is given (default: vllm)")
+    group.addoption("--serve-model", default=None,
+                    help="model for the booted server: a hub id or local path, passed as is "
+                    "(default: the embedded SmolLM2-135M-Instruct)")
+    group.addoption("--backend-name", default=None, help="name of the backend in reports")
+    group.addoption("--report-dir", default=None, help="write DIR/run.json (and server logs)")
+    group.addoption("--request-timeout", type=float, default=120.0,
+                    help="seconds per request (default: 120)")
+    group.addoption("--logprobs-limit", type=int, default=20,
+                    help="the server's completions logprobs limit, for ERR-003 "
+                    "(OpenAI: 5, vLLM: --max-logprobs, 20 by default)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: end-to-end lm-eval runs (not selected by default)")
+    report = RunReport()
+    report_dir = config.getoption("--report-dir", default=None)
+    if report_dir:
+        report.path = Path(report_dir) / "run.json"
+    key = _api_key(config)
+    report.secrets = (key,) if key else ()
+    config.stash[REPORT_KEY] = report
+
+
+def _api_key(config: pytest.Config) -> str | None:
+    return config.getoption("--api-key", default=None) or os.environ.get("OPENAI_API_KEY") or None
+
+
+class Backend:
+    """The server under test, and the process behind it when we booted it."""
+
+    def __init__(self, identity: BackendIdentity, process: ServerProcess | None):
+        self.identity = identity
+        self.process = process
+
+    def check_alive(self) -> None:
+        if self.process is not None:
+            self.process.check_alive()
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The endpoint under test: ``--endpoint`` if given, else a server booted for the session."""
+    config = request.config
+    api_key = _api_key(config)
+    model = config.getoption("--model")
+    report = config.stash[REPORT_KEY]
+    endpoint = config.getoption("--endpoint")
+    process: ServerProcess | None = None
+    try:
+        if endpoint:
+            identity = preflight(endpoint, api_key, model)
+        else:
+            process, base_url, served = _boot(config, api_key)
+            identity = preflight(base_url, api_key, model or served)
+            identity.booted = config.getoption("--serve")
+    except EndpointUnusable as exc:
+        if process is not None:
+            process.stop()
+        pytest.exit(f"logprobe: endpoint unusable: {exc}", returncode=EXIT_ENDPOINT_UNUSABLE)
+    except ServerStartError as exc:
+        pytest.exit(f"logprobe: the server did not start: {exc}", returncode=EXIT_SERVER_START_FAILED)
+    report.backend = identity.as_dict()
+    report.backend["name"] = config.getoption("--backend-name") or identity.booted or identity.base_url
+    if process is not None:
+        report.backend["ready_seconds"] = round(process.ready_seconds or 0.0, 1)
+        report.backend["server_log"] = str(process.log_path)
+    report.write()
+    try:
+        yield Backend(identity, process)
+    finally:
+        if process is not None:
+            process.stop()
+
+
+def _boot(config: pytest.Config, api_key: str | None) -> tuple[ServerProcess, str, str | None]:
+    from logprobe.launch.model import ModelPreparationError
+    from logprobe.launch.vllm import VllmConfig, vllm_server
+
+    backend_name = config.getoption("--serve")
+    if backend_name != "vllm":
+        raise pytest.UsageError(f"--serve {backend_name}: unknown backend (known: vllm)")
+    report_dir = config.getoption("--report-dir")
+    log_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="logprobe-"))
+    try:
+        process, resolved = vllm_server(
+            VllmConfig(model=config.getoption("--serve-model"), api_key=api_key), log_dir
+        )
+    except ModelPreparationError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    process.start()
+    return process, resolved.base_url, resolved.served_model_name or resolved.model
+
+
+@pytest.fixture(scope="session")
+def api(backend: Backend, request: pytest.FixtureRequest) -> Iterator[RecordingClient]:
+    client = RecordingClient(
+        backend.identity.base_url,
+        api_key=_api_key(request.config),
+        timeout=request.config.getoption("--request-timeout"),
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def model(backend: Backend) -> str:
+    return backend.identity.model
+
+
+@pytest.fixture(scope="session")
+def tokenizer(backend: Backend, request: pytest.FixtureRequest) -> Any:
+    """The served model's tokenizer; skips the test when none is known."""
+    source = request.config.getoption("--tokenizer")
+    if source is None and backend.process is not None:
+        source = request.config.getoption("--serve-model")
+        if source is None:
+            from logprobe.launch.model import embedded_model_dir
+
+            source = str(embedded_model_dir())
+    if source is None:
+        pytest.skip("needs the served model's tokenizer: pass --tokenizer")
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        pytest.skip("--tokenizer needs the transformers package")
+    return AutoTokenizer.from_pretrained(source)
+
+
+@pytest.fixture
+def judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
+    backend.check_alive()
+    judgement = Judgement()
+    request.node.stash[JUDGEMENT_KEY] = judgement
+    return Judge(judgement, on_transport_error=backend.check_alive)
+
+
+@pytest.fixture(scope="session")
+def logprobs_limit(request: pytest.FixtureRequest) -> int:
+    return int(request.config.getoption("--logprobs-limit"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    judgement = item.stash.get(JUDGEMENT_KEY, None)
+    if judgement is None and not isinstance(getattr(call.excinfo, "value", None), ServerDiedError):
+        return report  # not a conformance test (e.g. the project's own tests)
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        _record(item, report, call, judgement or Judgement())
+    return report
+
+
+def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None],
+            judgement: Judgement) -> None:
+    run = item.config.stash[REPORT_KEY]
+    exc = call.excinfo.value if call.excinfo else None
+    if report.passed:
+        verdict, message = Verdict.PASS, ""
+    elif report.skipped:
+        verdict = Verdict.XFAIL if hasattr(report, "wasxfail") else Verdict.SKIP
+        message = str(getattr(report, "wasxfail", "") or (exc or ""))
+    elif isinstance(exc, ConformanceFailure):
+        verdict, message = exc.verdict, str(exc)
+    elif isinstance(exc, AssertionError):
+        verdict, message = Verdict.FAIL, str(exc)
+    else:
+        verdict, message = Verdict.ERROR, f"{type(exc).__name__}: {exc}" if exc else "error"
+    level = judgement.level
+    run.add(TestRow(
+        nodeid=item.nodeid,
+        invariants=sorted(judgement.invariants),
+        level=level.value if level else None,
+        verdict=verdict.value,
+        message=message[:4000],
+        findings=[{"invariant": v.id, "level": v.level.value, "message": v.render()}
+                  for v in judgement.findings],
+        reproducers=[e.curl() for e in judgement.exchanges[:6]],
+        duration_s=round(report.duration, 3),
+        exchanges=[e.to_record() for e in judgement.exchanges[:6]],
+    ))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run = session.config.stash.get(REPORT_KEY, None)
+    if run is None or not run.tests:
+        return
+    run.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    run.write()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    run = config.stash.get(REPORT_KEY, None)
+    if run is None or not run.tests:
+        return
+    tr = terminalreporter
+    tr.section("logprobe")
+    backend = run.backend
+    tr.write_line(f"backend: {backend.get('name')}  model: {backend.get('model')}  "
+                  f"server version: {backend.get('server_version')}")
+    tr.write_line("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(run.summary().items())))
+    findings = [(row.nodeid, f) for row in run.tests for f in row.findings]
+    for level in (Level.SHOULD, Level.INFO):
+        selected = [(n, f) for n, f in findings if f["level"] == level.value]
+        if selected:
+            tr.write_line(f"{level.value} findings (reported, not fatal):")
+            seen = set()
+            for _nodeid, finding in selected:
+                line = finding["message"].splitlines()[0]
+                if line not in seen:
+                    seen.add(line)
+                    tr.write_line(f"  {line}")
+    if run.path is not None:
+        tr.write_line(f"report: {run.path}")

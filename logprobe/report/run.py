@@ -1,0 +1,80 @@
+"""The run report: ``run.json``, written atomically after every test.
+
+Writing after each test (to a temporary file, then ``os.replace``) means an
+interrupted or crashed run still leaves a valid JSON report of what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logprobe import __version__
+
+REPORT_FORMAT = 1
+
+
+@dataclass
+class TestRow:
+    nodeid: str
+    invariants: list[str]
+    level: str | None
+    verdict: str
+    message: str = ""
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    reproducers: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    backend: dict[str, Any] = field(default_factory=dict)
+    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    finished: str | None = None
+    tests: list[TestRow] = field(default_factory=list)
+    interrupted: bool = False
+    path: Path | None = None
+    secrets: tuple[str, ...] = ()
+
+    def add(self, row: TestRow) -> None:
+        self.tests.append(row)
+        self.write()
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.tests:
+            counts[row.verdict] = counts.get(row.verdict, 0) + 1
+        return counts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": REPORT_FORMAT,
+            "suite": {"name": "logprobe", "version": __version__},
+            "machine": {"python": platform.python_version(), "platform": platform.platform()},
+            "backend": self.backend,
+            "started": self.started,
+            "finished": self.finished,
+            "interrupted": self.interrupted,
+            "summary": self.summary(),
+            "tests": [row.__dict__ for row in self.tests],
+        }
+
+    def write(self) -> None:
+        if self.path is None:
+            return
+        text = json.dumps(self.as_dict(), indent=1, ensure_ascii=False, default=str)
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "$OPENAI_API_KEY")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=".run-", suffix=".json", dir=self.path.parent)
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(tmp, self.path)

@@ -1,0 +1,29 @@
+"""Exchanges that several checks judge: sent once per session, judged many times."""
+
+from __future__ import annotations
+
+import pytest
+from cases import chat, completion
+
+from logprobe.client import Exchange, RecordingClient
+
+
+@pytest.fixture(scope="session")
+def completion_top5(api: RecordingClient, model: str) -> Exchange:
+    return api.completions(completion(model, logprobs=5))
+
+
+@pytest.fixture(scope="session")
+def chat_top5(api: RecordingClient, model: str) -> Exchange:
+    return api.chat(chat(model, logprobs=True, top_logprobs=5))
+
+
+@pytest.fixture(scope="session")
+def chat_no_top(api: RecordingClient, model: str) -> Exchange:
+    return api.chat(chat(model, logprobs=True))
+
+
+@pytest.fixture(scope="session")
+def echo_top2(api: RecordingClient, model: str) -> Exchange:
+    return api.completions(completion(model, "The capital of France is Paris", echo=True,
+                                      max_tokens=2, logprobs=2))

@@ -1,0 +1,44 @@
+"""ECHO: prompt logprobs returned with echo: true."""
+
+from cases import completion
+
+from logprobe.invariants import echo, shape
+from logprobe.invariants.access import usage
+
+
+def test_echo_covers_prompt(echo_top2, judge):
+    judge.response(echo_top2, echo.check_echo, feature="echo")
+
+
+def test_echo_token_ids_prompt(api, model, tokenizer, judge):
+    ids = tokenizer.encode("The capital of France is Paris", add_special_tokens=False)
+    exchange = api.completions(completion(model, ids, echo=True, max_tokens=2, logprobs=1))
+    body = judge.response(exchange, shape.check_completions_shape, feature="echo")
+    judge.check(exchange, echo.check_echo, exchange.request_json, body, [len(ids)])
+
+
+def test_echo_max_tokens_zero(api, model, judge):
+    prompt = "Hello world, this is a test"
+    probe = api.completions(completion(model, prompt, max_tokens=1))
+    prompt_tokens = usage(judge.ok(probe), "prompt_tokens")
+    exchange = api.completions(completion(model, prompt, echo=True, max_tokens=0, logprobs=1))
+    judge.check(exchange, echo.check_echo_max_tokens_zero, exchange.request_json,
+                exchange.status, exchange.json, prompt_tokens)
+    if exchange.status == 200:
+        judge.check(exchange, echo.check_echo, exchange.request_json, exchange.json)
+
+
+def test_shared_prefix_same_logprobs(api, model, judge):
+    first = api.completions(completion(model, "The cat sat on the mat and then it",
+                                       echo=True, max_tokens=1, logprobs=1))
+    second = api.completions(completion(model, "The cat sat on the mat but the dog",
+                                        echo=True, max_tokens=1, logprobs=1))
+    a = judge.response(first, echo.check_echo, feature="echo")
+    b = judge.response(second, echo.check_echo, feature="echo")
+    tokens_a = a["choices"][0]["logprobs"]["tokens"]
+    tokens_b = b["choices"][0]["logprobs"]["tokens"]
+    common = 0
+    while common < min(len(tokens_a), len(tokens_b)) and tokens_a[common] == tokens_b[common]:
+        common += 1
+    assert common >= 4, f"the two prompts should share at least 4 tokens, got {common}"
+    judge.check([first, second], echo.check_shared_prefix, a, b, common)

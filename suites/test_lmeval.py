@@ -1,0 +1,155 @@
+"""LMEVAL: lm-eval's exact loglikelihood request, judged the way lm-eval reads it.
+
+Teacher forcing: a request that *generates* from the context scores each new
+token with the right preceding tokens by construction. The echo request that
+lm-eval sends for context + the same tokens must give the same numbers at the
+same positions; a server that shifts prompt logprobs by one position (seen in
+llama-cpp-python) gives the score of a different token there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cases import LMEVAL_BATCH, LMEVAL_CONTEXTS, SEED, completion, first_logprobs
+
+from logprobe.invariants import echo, lmeval, shape
+from logprobe.invariants.access import usage
+
+CONTINUATION_TOKENS = 3
+
+
+def test_lmeval_request_text_prompt(api, model, judge):
+    exchange = api.completions(lmeval.lmeval_request(model, "The capital of France is Paris"))
+    body = judge.response(exchange, shape.check_completions_shape, feature="echo with logprobs")
+    judge.check(exchange, lmeval.check_lmeval_response, exchange.request_json, body,
+                [usage(body, "prompt_tokens")] if usage(body, "prompt_tokens") else None)
+
+
+def test_lmeval_request_token_ids(api, model, tokenizer, judge):
+    ids = tokenizer.encode("The capital of France is Paris", add_special_tokens=False)
+    exchange = api.completions(lmeval.lmeval_request(model, ids))
+    body = judge.response(exchange, shape.check_completions_shape, feature="echo with logprobs")
+    judge.check(exchange, lmeval.check_lmeval_response, exchange.request_json, body, [len(ids)])
+
+
+def test_lmeval_request_batch_text(api, model, judge, request):
+    exchange = api.completions(lmeval.lmeval_request(model, LMEVAL_BATCH))
+    body = judge.response(exchange, shape.check_completions_shape,
+                          feature="a list of prompts with echo")
+    lengths = _lengths(request, LMEVAL_BATCH)
+    judge.check(exchange, lmeval.check_lmeval_response, exchange.request_json, body, lengths)
+    judge.check(exchange, echo.check_echo, exchange.request_json, body, lengths)
+
+
+def test_lmeval_request_batch_token_ids(api, model, tokenizer, judge):
+    batch = [tokenizer.encode(p, add_special_tokens=False) for p in LMEVAL_BATCH]
+    exchange = api.completions(lmeval.lmeval_request(model, batch))
+    body = judge.response(exchange, shape.check_completions_shape,
+                          feature="a list of token-id prompts with echo")
+    judge.check(exchange, lmeval.check_lmeval_response, exchange.request_json, body,
+                [len(ids) for ids in batch])
+
+
+def _lengths(request: pytest.FixtureRequest, prompts: list[str]) -> list[int] | None:
+    try:
+        tok = request.getfixturevalue("tokenizer")
+    except pytest.skip.Exception:
+        return None
+    return [len(tok.encode(p, add_special_tokens=False)) for p in prompts]
+
+
+class Context:
+    """A context as lm-eval would send it: token ids when a tokenizer is known, else text."""
+
+    def __init__(self, text: str, tokenizer: Any):
+        self.text = text
+        self.tokenizer = tokenizer
+        self.ids = tokenizer.encode(text, add_special_tokens=False) if tokenizer else None
+
+    def prompt(self, continuation: list[str]) -> Any:
+        if self.ids is None:
+            return self.text + "".join(continuation)
+        return self.ids + self.continuation_ids(continuation)
+
+    def continuation_ids(self, continuation: list[str]) -> list[int]:
+        """Token ids of ``continuation`` (token strings); skip if they do not round-trip."""
+        ids = self.tokenizer.encode("".join(continuation), add_special_tokens=False)
+        if [self.tokenizer.decode([i]) for i in ids] != continuation:
+            pytest.skip(f"the continuation {continuation!r} does not retokenize into the same "
+                        "tokens with this tokenizer")
+        return ids
+
+
+@pytest.fixture
+def optional_tokenizer(request: pytest.FixtureRequest) -> Any:
+    try:
+        return request.getfixturevalue("tokenizer")
+    except pytest.skip.Exception:
+        return None
+
+
+def _generate(api, model, judge, context: Context, prefix: list[str], n: int):
+    """Greedy generation from context + prefix: tokens and their teacher-forced logprobs."""
+    exchange = api.completions(completion(model, context.prompt(prefix), max_tokens=n,
+                                          logprobs=5, seed=SEED))
+    body = judge.response(exchange, shape.check_completions_shape, feature="logprobs")
+    logprobs = first_logprobs(body)
+    return exchange, logprobs
+
+
+def _ctxlen(context: Context, generation_body: Any) -> int:
+    if context.ids is not None:
+        return len(context.ids)
+    prompt_tokens = usage(generation_body, "prompt_tokens")
+    if not prompt_tokens:
+        pytest.skip("without a tokenizer, the context length comes from usage.prompt_tokens, "
+                    "which this server does not send")
+    return prompt_tokens
+
+
+def _judge_echo(api, model, judge, context, continuation, teacher, greedy, ctxlen, sources):
+    exchange = api.completions(lmeval.lmeval_request(model, context.prompt(continuation), SEED))
+    body = judge.response(exchange, shape.check_completions_shape, feature="echo with logprobs")
+    if context.ids is None:
+        echoed = (first_logprobs(body) or {}).get("tokens", [])[ctxlen:ctxlen + len(continuation)]
+        if echoed != continuation and "".join(echoed) == "".join(continuation):
+            pytest.skip("the text prompt retokenized differently at the context boundary; "
+                        "pass --tokenizer to send token ids as lm-eval does")
+    judge.check([exchange, *sources], lmeval.check_continuation, body, ctxlen, teacher, greedy,
+                continuation)
+
+
+@pytest.mark.parametrize("text", LMEVAL_CONTEXTS)
+def test_echo_matches_teacher_forcing_greedy(text, api, model, judge, optional_tokenizer):
+    context = Context(text, optional_tokenizer)
+    generation, logprobs = _generate(api, model, judge, context, [], CONTINUATION_TOKENS)
+    continuation = logprobs["tokens"]
+    if context.ids is not None:
+        context.continuation_ids(continuation)
+    ctxlen = _ctxlen(context, generation.json)
+    _judge_echo(api, model, judge, context, continuation, logprobs["token_logprobs"], True,
+                ctxlen, [generation])
+
+
+@pytest.mark.parametrize("text", LMEVAL_CONTEXTS)
+def test_echo_matches_teacher_forcing_non_greedy(text, api, model, judge, optional_tokenizer):
+    """A continuation whose first token is the runner-up: lm-eval must call it not greedy."""
+    context = Context(text, optional_tokenizer)
+    first, logprobs = _generate(api, model, judge, context, [], 1)
+    greedy_token = logprobs["tokens"][0]
+    ranked = sorted(logprobs["top_logprobs"][0].items(), key=lambda kv: -kv[1])
+    runner_up = next(((t, v) for t, v in ranked if t != greedy_token and t.strip()), None)
+    if runner_up is None:
+        pytest.skip("no runner-up alternative to build a non-greedy continuation from")
+    token, value = runner_up
+    if context.ids is not None:
+        context.continuation_ids([token])
+    rest, rest_logprobs = _generate(api, model, judge, context, [token], CONTINUATION_TOKENS - 1)
+    continuation = [token, *rest_logprobs["tokens"]]
+    if context.ids is not None:
+        context.continuation_ids(continuation)
+    teacher = [value, *rest_logprobs["token_logprobs"]]
+    ctxlen = _ctxlen(context, first.json)
+    _judge_echo(api, model, judge, context, continuation, teacher, False, ctxlen, [first, rest])

@@ -1,0 +1,31 @@
+"""SMP: temperature 0, repetition and n > 1."""
+
+import pytest
+from cases import SEED, completion
+
+from logprobe.invariants import sampling, values
+
+
+@pytest.mark.parametrize("exchange", ["completion_top5", "chat_top5"])
+def test_greedy_is_argmax(exchange, request, judge):
+    judge.response(request.getfixturevalue(exchange), sampling.check_greedy_argmax,
+                   feature="logprobs")
+
+
+def test_identical_requests_repeat(api, model, judge):
+    exchanges = [api.completions(completion(model, logprobs=2, seed=SEED)) for _ in range(5)]
+    bodies = [judge.ok(e, feature="logprobs") for e in exchanges]
+    judge.check(exchanges, sampling.check_repeatable, bodies)
+
+
+def test_logprob_mode(api, model, judge):
+    low = api.completions(completion(model, logprobs=5, max_tokens=1, temperature=0.3, seed=SEED))
+    high = api.completions(completion(model, logprobs=5, max_tokens=1, temperature=1.7, seed=SEED))
+    judge.check([low, high], sampling.describe_logprob_mode, judge.ok(low), judge.ok(high))
+
+
+def test_n_choices_have_their_own_logprobs(api, model, judge):
+    exchange = api.completions(completion(model, logprobs=2, max_tokens=6, n=3, temperature=1.0,
+                                          seed=SEED))
+    judge.response(exchange, sampling.check_choices_own_logprobs, values.check_alternatives,
+                   values.check_logprob_values, feature="n=3 with logprobs")

@@ -1,0 +1,19 @@
+"""STR: streamed logprobs equal the non-streamed ones."""
+
+from logprobe.invariants import streaming
+
+
+def test_completions_stream_matches(api, completion_top5, judge):
+    plain = judge.ok(completion_top5, feature="logprobs")
+    streamed = api.completions({**completion_top5.request_json, "stream": True})
+    judge.ok(streamed, feature="stream with logprobs")
+    judge.check([streamed, completion_top5], streaming.check_stream_matches,
+                streamed.stream_events, plain)
+
+
+def test_chat_stream_matches(api, chat_top5, judge):
+    plain = judge.ok(chat_top5, feature="logprobs")
+    streamed = api.chat({**chat_top5.request_json, "stream": True})
+    judge.ok(streamed, feature="stream with logprobs")
+    judge.check([streamed, chat_top5], streaming.check_stream_matches,
+                streamed.stream_events, plain)
