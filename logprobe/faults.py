@@ -362,7 +362,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("nan-literal", "a NaN literal where a logprob should be", "fp16 overflow in servers",
           ("VAL-001",), json=nan_literal),
     Fault("sampled-dropped", "the sampled token left out of completions top_logprobs",
-          "(synthetic; breaks lm-eval's greedy test)", ("CNT-001", "LMEVAL-003"),
+          "(synthetic; lm-eval's greedy test then raises ValueError on an empty alternatives "
+          "object)", ("CNT-001", "LMEVAL-001"),
           json=sampled_dropped),
     Fault("chat-top-k-minus-1", "chat top_logprobs with k-1 entries",
           "InternLM/lmdeploy#1548", ("CNT-002",), json=_resize_chat_top(-1)),
@@ -397,6 +398,7 @@ def resolve(names: str | list[str] | None) -> list[Fault]:
         return []
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
+    names = [n for n in names if n != "none"]  # "none": the proxy, transparent
     unknown = [n for n in names if n not in FAULTS]
     if unknown:
         raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}")

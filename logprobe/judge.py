@@ -110,13 +110,20 @@ class Judge:
         violations = fn(*args, **kwargs)
         return self.record(exchanges, invariants_of(fn), violations)
 
-    def response(self, exchange: Exchange, *fns: Check, feature: str = "the request") -> Any:
-        """``ok`` then every ``fn(request, body)``: the common single-exchange case."""
+    def response(
+        self, exchange: Exchange, *fns: Check | tuple[Any, ...], feature: str = "the request"
+    ) -> Any:
+        """``ok``, then every ``fn(request, body)`` (or ``(fn, *args)`` for extra arguments).
+
+        All checks run before the verdict, so a report names every invariant
+        the response violates, not only the first.
+        """
         body = self.ok(exchange, feature=feature)
         found: list[Violation] = []
-        for fn in fns:
-            found += self.record([exchange], invariants_of(fn), fn(exchange.request_json, body),
-                                 raise_now=False)
+        for item in fns:
+            fn, *args = item if isinstance(item, tuple) else (item,)
+            found += self.record([exchange], invariants_of(fn),
+                                 fn(exchange.request_json, body, *args), raise_now=False)
         self._raise_if_must(found, [exchange])
         return body
 

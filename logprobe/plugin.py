@@ -51,6 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--report-dir", default=None, help="write DIR/run.json (and server logs)")
     group.addoption("--request-timeout", type=float, default=120.0,
                     help="seconds per request (default: 120)")
+    group.addoption("--fault", default=None,
+                    help="put the fault-injection proxy between the suite and the server, "
+                    "breaking responses in these ways (comma-separated; `logprobe faults` lists them)")
     group.addoption("--logprobs-limit", type=int, default=20,
                     help="the server's completions logprobs limit, for ERR-003 "
                     "(OpenAI: 5, vLLM: --max-logprobs, 20 by default)")
@@ -105,7 +108,18 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         pytest.exit(f"logprobe: endpoint unusable: {exc}", returncode=EXIT_ENDPOINT_UNUSABLE)
     except ServerStartError as exc:
         pytest.exit(f"logprobe: the server did not start: {exc}", returncode=EXIT_SERVER_START_FAILED)
+    proxy: ServerProcess | None = None
+    fault_names = config.getoption("--fault")
+    if fault_names:
+        try:
+            proxy, identity.base_url = _start_proxy(identity.base_url, fault_names, config)
+        except (ValueError, ServerStartError) as exc:
+            if process is not None:
+                process.stop()
+            pytest.exit(f"logprobe: the fault proxy did not start: {exc}",
+                        returncode=EXIT_SERVER_START_FAILED)
     report.backend = identity.as_dict()
+    report.backend["faults"] = fault_names.split(",") if fault_names else []
     report.backend["name"] = config.getoption("--backend-name") or identity.booted or identity.base_url
     if process is not None:
         report.backend["ready_seconds"] = round(process.ready_seconds or 0.0, 1)
@@ -114,8 +128,33 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     try:
         yield Backend(identity, process)
     finally:
+        if proxy is not None:
+            proxy.stop()
         if process is not None:
             process.stop()
+
+
+def _start_proxy(upstream: str, fault_names: str, config: pytest.Config) -> tuple[ServerProcess, str]:
+    import sys
+
+    from logprobe.faults import resolve
+    from logprobe.launch.process import free_port
+    from logprobe.proxy import HEALTH_PATH
+
+    resolve(fault_names)  # an unknown name fails here, with the list of known ones
+    port = free_port()
+    report_dir = config.getoption("--report-dir")
+    log_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="logprobe-"))
+    proxy = ServerProcess(
+        [sys.executable, "-m", "logprobe.cli", "proxy", "--upstream", upstream,
+         "--port", str(port), "--fault", fault_names],
+        health_url=f"http://127.0.0.1:{port}{HEALTH_PATH}",
+        log_path=log_dir / f"proxy-{port}.log",
+        startup_timeout=60,
+        name="fault proxy",
+    )
+    proxy.start()
+    return proxy, f"http://127.0.0.1:{port}/v1"
 
 
 def _boot(config: pytest.Config, api_key: str | None) -> tuple[ServerProcess, str, str | None]:
@@ -218,6 +257,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
         level=level.value if level else None,
         verdict=verdict.value,
         message=message[:4000],
+        violated=sorted({v.id for v in judgement.violations if v.level is Level.MUST}),
         findings=[{"invariant": v.id, "level": v.level.value, "message": v.render()}
                   for v in judgement.findings],
         reproducers=[e.curl() for e in judgement.exchanges[:6]],

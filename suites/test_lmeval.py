@@ -22,34 +22,32 @@ CONTINUATION_TOKENS = 3
 
 def test_lmeval_request_text_prompt(api, model, judge):
     exchange = api.completions(lmeval.lmeval_request(model, "The capital of France is Paris"))
-    body = judge.response(exchange, shape.check_completions_shape, feature="echo with logprobs")
-    judge.check(exchange, lmeval.check_lmeval_response, exchange.request_json, body,
-                [usage(body, "prompt_tokens")] if usage(body, "prompt_tokens") else None)
+    body = judge.ok(exchange, feature="echo with logprobs")
+    prompt_tokens = usage(body, "prompt_tokens")
+    judge.response(exchange, shape.check_completions_shape,
+                   (lmeval.check_lmeval_response, [prompt_tokens] if prompt_tokens else None))
 
 
 def test_lmeval_request_token_ids(api, model, tokenizer, judge):
     ids = tokenizer.encode("The capital of France is Paris", add_special_tokens=False)
     exchange = api.completions(lmeval.lmeval_request(model, ids))
-    body = judge.response(exchange, shape.check_completions_shape, feature="echo with logprobs")
-    judge.check(exchange, lmeval.check_lmeval_response, exchange.request_json, body, [len(ids)])
+    judge.response(exchange, shape.check_completions_shape,
+                   (lmeval.check_lmeval_response, [len(ids)]), feature="echo with logprobs")
 
 
 def test_lmeval_request_batch_text(api, model, judge, request):
     exchange = api.completions(lmeval.lmeval_request(model, LMEVAL_BATCH))
-    body = judge.response(exchange, shape.check_completions_shape,
-                          feature="a list of prompts with echo")
     lengths = _lengths(request, LMEVAL_BATCH)
-    judge.check(exchange, lmeval.check_lmeval_response, exchange.request_json, body, lengths)
-    judge.check(exchange, echo.check_echo, exchange.request_json, body, lengths)
+    judge.response(exchange, shape.check_completions_shape, (lmeval.check_lmeval_response, lengths),
+                   (echo.check_echo, lengths), feature="a list of prompts with echo")
 
 
 def test_lmeval_request_batch_token_ids(api, model, tokenizer, judge):
     batch = [tokenizer.encode(p, add_special_tokens=False) for p in LMEVAL_BATCH]
     exchange = api.completions(lmeval.lmeval_request(model, batch))
-    body = judge.response(exchange, shape.check_completions_shape,
-                          feature="a list of token-id prompts with echo")
-    judge.check(exchange, lmeval.check_lmeval_response, exchange.request_json, body,
-                [len(ids) for ids in batch])
+    judge.response(exchange, shape.check_completions_shape,
+                   (lmeval.check_lmeval_response, [len(ids) for ids in batch]),
+                   feature="a list of token-id prompts with echo")
 
 
 def _lengths(request: pytest.FixtureRequest, prompts: list[str]) -> list[int] | None:
@@ -111,14 +109,15 @@ def _ctxlen(context: Context, generation_body: Any) -> int:
 
 def _judge_echo(api, model, judge, context, continuation, teacher, greedy, ctxlen, sources):
     exchange = api.completions(lmeval.lmeval_request(model, context.prompt(continuation), SEED))
-    body = judge.response(exchange, shape.check_completions_shape, feature="echo with logprobs")
+    body = judge.ok(exchange, feature="echo with logprobs")
     if context.ids is None:
         echoed = (first_logprobs(body) or {}).get("tokens", [])[ctxlen:ctxlen + len(continuation)]
         if echoed != continuation and "".join(echoed) == "".join(continuation):
             pytest.skip("the text prompt retokenized differently at the context boundary; "
                         "pass --tokenizer to send token ids as lm-eval does")
-    judge.check([exchange, *sources], lmeval.check_continuation, body, ctxlen, teacher, greedy,
-                continuation)
+    judge.record([exchange, *sources], lmeval.check_continuation.invariants,
+                 lmeval.check_continuation(body, ctxlen, teacher, greedy, continuation)
+                 + shape.check_completions_shape(exchange.request_json, body))
 
 
 @pytest.mark.parametrize("text", LMEVAL_CONTEXTS)

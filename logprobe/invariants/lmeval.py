@@ -129,7 +129,7 @@ def check_lmeval_response(
     return found
 
 
-@checks(LMEVAL_002, LMEVAL_003)
+@checks(LMEVAL_001, LMEVAL_002, LMEVAL_003)
 def check_continuation(
     echo_response: Any,
     ctxlen: int,
@@ -146,7 +146,8 @@ def check_continuation(
     """
     crash = predict_lmeval_crash(echo_response, [ctxlen])
     if crash is not None:
-        return [Violation(LMEVAL_002, f"lm-eval would raise {crash}")]
+        # A response lm-eval cannot read at all is LMEVAL-001's failure, whatever its numbers.
+        return [Violation(LMEVAL_001, f"lm-eval would raise {crash} reading this continuation")]
     (total, is_greedy), = lmeval_parse_logprobs(echo_response, [ctxlen])
     choice = choices(echo_response)[0]
     logprobs = completion_logprobs(choice) or {}

@@ -27,6 +27,7 @@ class TestRow:
     level: str | None
     verdict: str
     message: str = ""
+    violated: list[str] = field(default_factory=list)  # ids of the MUST violations
     findings: list[dict[str, Any]] = field(default_factory=list)
     reproducers: list[str] = field(default_factory=list)
     duration_s: float = 0.0

@@ -1,0 +1,88 @@
+"""``logprobe serve|proxy|faults|run``: thin commands over the library."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from logprobe.faults import FAULTS, resolve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="logprobe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="boot the embedded server (or --serve-model) until Ctrl-C")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--serve-model", default=None, help="hub id or local path (default: SmolLM2)")
+    serve.add_argument("--log-dir", default=None)
+
+    proxy = sub.add_parser("proxy", help="a fault-injection proxy in front of a real server")
+    proxy.add_argument("--upstream", required=True, help="base URL of the real server")
+    proxy.add_argument("--port", type=int, required=True)
+    proxy.add_argument("--fault", default="", help="comma-separated fault names (see `faults`)")
+
+    sub.add_parser("faults", help="list the proxy's faults")
+
+    run = sub.add_parser("run", help="run the conformance suite (pytest) with the given options")
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "proxy":
+        from logprobe.proxy import run as run_proxy
+
+        try:
+            faults = resolve(args.fault)
+        except ValueError as exc:
+            parser.error(str(exc))
+        run_proxy(args.upstream, args.port, faults)
+        return 0
+    if args.command == "faults":
+        for fault in FAULTS.values():
+            tag = "" if fault.fatal else "  (must NOT fail the run)"
+            print(f"{fault.name:28} {fault.description}{tag}\n{'':28} seen in: {fault.seen_in}; "
+                  f"caught by: {', '.join(fault.trips)}")
+        return 0
+    if args.command == "run":
+        return _run_suite(args.pytest_args)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from logprobe.launch.model import ModelPreparationError
+    from logprobe.launch.process import ServerStartError
+    from logprobe.launch.vllm import VllmConfig, vllm_server
+
+    log_dir = Path(args.log_dir) if args.log_dir else Path(tempfile.mkdtemp(prefix="logprobe-"))
+    try:
+        process, resolved = vllm_server(VllmConfig(model=args.serve_model, port=args.port), log_dir)
+        print(f"logprobe: starting vLLM (log: {process.log_path})", flush=True)
+        with process:
+            print(f"logprobe: serving {resolved.served_model_name or resolved.model} at "
+                  f"{resolved.base_url} (ready in {process.ready_seconds:.0f} s); Ctrl-C stops it",
+                  flush=True)
+            while process.alive():
+                process.proc.wait()  # type: ignore[union-attr]
+            process.check_alive()
+    except (ModelPreparationError, ServerStartError, RuntimeError) as exc:
+        print(f"logprobe: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("logprobe: stopped", file=sys.stderr)
+    return 0
+
+
+def _run_suite(pytest_args: list[str]) -> int:
+    """Run the suites shipped with the package (or the checkout's) under pytest."""
+    here = Path(__file__).resolve().parent
+    suites = next(p for p in (here / "_data" / "suites", here.parent / "suites") if p.is_dir())
+    return subprocess.call([sys.executable, "-m", "pytest", str(suites), *pytest_args])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

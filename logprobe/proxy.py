@@ -1,0 +1,131 @@
+"""A fault-injection proxy in front of a real OpenAI-compatible server.
+
+It forwards every request and breaks responses in the named ways of
+:mod:`logprobe.faults`: plain JSON bodies, SSE streams (event by event, as
+they arrive, never buffered whole), error responses and GET routes. With no
+fault the bytes pass through untouched. It exists to prove that the suite
+catches what it claims to, and for users to try their CI gate against a
+broken server.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from logprobe.faults import Fault, apply_json, dumps
+
+HEALTH_PATH = "/__logprobe_proxy/health"
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
+              "upgrade", "proxy-authenticate", "proxy-authorization", "te", "trailers", "host"}
+
+
+def make_app(upstream: str, faults: list[Fault]) -> web.Application:
+    upstream = upstream.rstrip("/")
+    if upstream.endswith("/v1"):
+        upstream = upstream[: -len("/v1")]
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app["upstream"] = upstream
+    app["faults"] = faults
+
+    async def start_session(app: web.Application) -> None:
+        app["session"] = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10), auto_decompress=False
+        )
+
+    async def close_session(app: web.Application) -> None:
+        await app["session"].close()
+
+    app.on_startup.append(start_session)
+    app.on_cleanup.append(close_session)
+    app.router.add_get(HEALTH_PATH, _health)
+    app.router.add_route("*", "/{tail:.*}", _forward)
+    return app
+
+
+async def _health(request: web.Request) -> web.Response:
+    names = [f.name for f in request.app["faults"]]
+    return web.json_response({"status": "ok", "faults": names})
+
+
+async def _forward(request: web.Request) -> web.StreamResponse:
+    faults: list[Fault] = request.app["faults"]
+    path = request.path
+    raw_body = await request.read()
+    payload: Any = None
+    if raw_body:
+        try:
+            payload = json.loads(raw_body)
+        except ValueError:
+            payload = None
+    if isinstance(payload, dict):
+        for fault in faults:
+            if fault.request is not None:
+                payload = fault.request(path, payload)
+                raw_body = json.dumps(payload).encode()
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    url = request.app["upstream"] + request.path_qs
+    session: aiohttp.ClientSession = request.app["session"]
+    try:
+        upstream = await session.request(request.method, url, data=raw_body or None, headers=headers)
+    except aiohttp.ClientError as exc:
+        return web.json_response(
+            {"error": {"message": f"logprobe proxy: upstream unreachable: {exc}",
+                       "type": "proxy_error", "param": None, "code": None}}, status=502)
+    async with upstream:
+        out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+        request_json = payload if isinstance(payload, dict) else {}
+        if upstream.content_type == "text/event-stream":
+            return await _stream(request, upstream, out_headers, path, request_json, faults)
+        body = await upstream.read()
+        status = upstream.status
+        json_faults = [f for f in faults if f.json is not None]
+        if json_faults and upstream.content_type == "application/json":
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                body = dumps(apply_json(json_faults, path, request_json, parsed))
+        for fault in faults:
+            if fault.raw is not None:
+                status, body = fault.raw(path, request_json, status, body)
+        return web.Response(status=status, body=body, headers=out_headers)
+
+
+async def _stream(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    headers: dict[str, str],
+    path: str,
+    request_json: dict[str, Any],
+    faults: list[Fault],
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=upstream.status, headers=headers)
+    await response.prepare(request)
+    chunk_faults = [f for f in faults if f.chunk is not None]
+    async for line in upstream.content:
+        if chunk_faults and line.startswith(b"data:"):
+            payload = line[len(b"data:"):].strip()
+            if payload and payload != b"[DONE]":
+                try:
+                    event = json.loads(payload)
+                except ValueError:
+                    event = None
+                if event is not None:
+                    for fault in chunk_faults:
+                        event = fault.chunk(path, request_json, event)  # type: ignore[misc]
+                    line = b"data: " + dumps(event) + b"\n"
+        await response.write(line)
+    await response.write_eof()
+    return response
+
+
+def run(upstream: str, port: int, faults: list[Fault], host: str = "127.0.0.1") -> None:
+    """Serve until interrupted (the ``logprobe proxy`` command)."""
+    names = ", ".join(f.name for f in faults) or "none (transparent)"
+    print(f"logprobe proxy: http://{host}:{port}/v1 -> {upstream} (faults: {names})", flush=True)
+    web.run_app(make_app(upstream, faults), host=host, port=port, print=None)

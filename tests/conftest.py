@@ -1,0 +1,94 @@
+"""The project's own tests: one embedded vLLM per run, shared by every test that needs a server.
+
+``LOGPROBE_TEST_ENDPOINT`` points the tests at a server already running (to iterate
+quickly); otherwise the embedded default is booted once and torn down at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@dataclass
+class Served:
+    base_url: str
+    tokenizer: str | None
+    process: Any = None
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    from logprobe.launch.model import embedded_model_dir
+    from logprobe.launch.vllm import VllmConfig, vllm_server
+
+    external = os.environ.get("LOGPROBE_TEST_ENDPOINT")
+    if external:
+        yield Served(external, os.environ.get("LOGPROBE_TEST_TOKENIZER"))
+        return
+    process, resolved = vllm_server(VllmConfig(), tmp_path_factory.mktemp("vllm"))
+    with process:
+        yield Served(resolved.base_url, str(embedded_model_dir()), process)
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    output: str
+    report: dict[str, Any]
+
+    def verdicts(self) -> dict[str, str]:
+        return {t["nodeid"]: t["verdict"] for t in self.report.get("tests", [])}
+
+    def violated(self) -> set[str]:
+        return {i for t in self.report.get("tests", []) for i in t.get("violated", [])}
+
+    def findings(self) -> list[dict[str, Any]]:
+        return [f for t in self.report.get("tests", []) for f in t.get("findings", [])]
+
+
+def run_suite(served: Served, report_dir: Path, *args: str, timeout: float = 600) -> SuiteRun:
+    """Run the conformance suite in a subprocess, as a user would, and read its run.json."""
+    command = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:randomly",
+               f"--endpoint={served.base_url}", f"--report-dir={report_dir}", *args]
+    if served.tokenizer:
+        command.append(f"--tokenizer={served.tokenizer}")
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    path = report_dir / "run.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    return SuiteRun(done.returncode, done.stdout + done.stderr, report)
+
+
+@pytest.fixture(scope="session")
+def direct_run(served: Served, tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
+    return run_suite(served, tmp_path_factory.mktemp("direct"))
+
+
+KILL_MATRIX: dict[str, dict[str, Any]] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not KILL_MATRIX:
+        return
+    tr = terminalreporter
+    tr.section("kill matrix (fault -> invariants that caught it)")
+    for name, row in sorted(KILL_MATRIX.items()):
+        status = "caught" if row["caught"] else "MISSED"
+        tr.write_line(f"{name:28} {status:7} exit {row['returncode']}  "
+                      f"targets {','.join(row['targets'])}  caught by {','.join(row['violated'])}")
+    out = Path(os.environ.get("LOGPROBE_REPORT_DIR", ROOT / "reports")) / "kill-matrix.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(KILL_MATRIX, indent=1, sort_keys=True))
+    tr.write_line(f"written to {out}")

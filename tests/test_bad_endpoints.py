@@ -1,0 +1,86 @@
+"""An unusable endpoint ends the run with one clear error and exit code 6, not a test per check."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Served, run_suite
+from logprobe.endpoint import EXIT_ENDPOINT_UNUSABLE
+from logprobe.launch.process import free_port
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    status = 200
+    content_type = "text/html"
+    body = b"<html><body>Welcome to nginx!</body></html>"
+
+    def do_GET(self) -> None:
+        self.send_response(self.status)
+        self.send_header("Content-Type", self.content_type)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def html_server() -> Iterator[str]:
+    yield from _serve(_Handler)
+
+
+@pytest.fixture
+def auth_server() -> Iterator[str]:
+    class Unauthorized(_Handler):
+        status = 401
+        content_type = "application/json"
+        body = b'{"error": {"message": "Unauthorized"}}'
+
+    yield from _serve(Unauthorized)
+
+
+def _assert_one_clear_error(run, needle: str) -> None:
+    assert run.returncode == EXIT_ENDPOINT_UNUSABLE, run.output[-2000:]
+    assert needle in run.output, run.output[-2000:]
+    assert "Traceback" not in run.output
+    assert run.report == {} or run.report.get("tests") == []
+
+
+def test_connection_refused(tmp_path: Path):
+    run = run_suite(Served(f"http://127.0.0.1:{free_port()}", None), tmp_path)
+    _assert_one_clear_error(run, "cannot connect to")
+
+
+def test_not_an_openai_api(tmp_path: Path, html_server: str):
+    run = run_suite(Served(html_server, None), tmp_path)
+    _assert_one_clear_error(run, "does not look like an OpenAI-compatible API")
+
+
+def test_missing_api_key(tmp_path: Path, auth_server: str):
+    run = run_suite(Served(auth_server, None), tmp_path)
+    _assert_one_clear_error(run, "pass --api-key")
+
+
+def test_unknown_fault_name(tmp_path: Path, html_server: str, served: Served):
+    run = run_suite(served, tmp_path, "--fault=no-such-fault")
+    assert run.returncode != 0
+    assert "unknown fault(s) no-such-fault" in run.output
