@@ -1,0 +1,69 @@
+"""Benchmark: the fault proxy's added latency per request, as a ratio to the direct request.
+
+    python bench/proxy_latency.py --endpoint http://127.0.0.1:8000/v1 [--requests 40]
+
+Starts a transparent proxy in front of the endpoint and sends the same small
+requests alternately direct and through the proxy (so drift in the server's
+speed hits both alike), then prints the medians and their ratio. Measured in
+one run on one machine; no threshold is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from logprobe.client import normalise_base_url
+from logprobe.launch.process import ServerProcess, free_port
+from logprobe.proxy import HEALTH_PATH
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--requests", type=int, default=40)
+    args = parser.parse_args()
+    base = normalise_base_url(args.endpoint)
+    model = args.model or httpx.get(base + "/models").json()["data"][0]["id"]
+    port = free_port()
+    proxy = ServerProcess(
+        [sys.executable, "-m", "logprobe.cli", "proxy", "--upstream", base, "--port", str(port)],
+        health_url=f"http://127.0.0.1:{port}{HEALTH_PATH}",
+        log_path=Path(tempfile.mkdtemp(prefix="logprobe-bench-")) / "proxy.log",
+        startup_timeout=60,
+    )
+    payloads = {
+        "completions logprobs=5": ("/completions", {"model": model, "prompt": "Once upon a time",
+                                                     "max_tokens": 4, "logprobs": 5,
+                                                     "temperature": 0}),
+        "lm-eval echo request": ("/completions", {"model": model, "prompt": "The capital of France "
+                                                  "is Paris", "max_tokens": 1, "logprobs": 1,
+                                                  "echo": True, "temperature": 0}),
+    }
+    with proxy, httpx.Client(timeout=60) as client:
+        routes = {"direct": base, "proxy": f"http://127.0.0.1:{port}/v1"}
+        print(f"{'request':26} {'direct ms':>10} {'proxy ms':>10} {'ratio':>7}")
+        for name, (path, payload) in payloads.items():
+            times: dict[str, list[float]] = {"direct": [], "proxy": []}
+            for route in ("direct", "proxy"):  # warm both paths
+                client.post(routes[route] + path, json=payload).raise_for_status()
+            for _ in range(args.requests):
+                for route in ("direct", "proxy"):
+                    started = time.perf_counter()
+                    client.post(routes[route] + path, json=payload).raise_for_status()
+                    times[route].append(time.perf_counter() - started)
+            direct = statistics.median(times["direct"]) * 1000
+            proxied = statistics.median(times["proxy"]) * 1000
+            print(f"{name:26} {direct:10.1f} {proxied:10.1f} {proxied / direct:7.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
