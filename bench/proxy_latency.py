@@ -20,8 +20,7 @@ from pathlib import Path
 import httpx
 
 from logprobe.client import normalise_base_url
-from logprobe.launch.process import ServerProcess, free_port
-from logprobe.proxy import HEALTH_PATH
+from logprobe.proxy import proxy_process
 
 
 def main() -> int:
@@ -32,13 +31,7 @@ def main() -> int:
     args = parser.parse_args()
     base = normalise_base_url(args.endpoint)
     model = args.model or httpx.get(base + "/models").json()["data"][0]["id"]
-    port = free_port()
-    proxy = ServerProcess(
-        [sys.executable, "-m", "logprobe.cli", "proxy", "--upstream", base, "--port", str(port)],
-        health_url=f"http://127.0.0.1:{port}{HEALTH_PATH}",
-        log_path=Path(tempfile.mkdtemp(prefix="logprobe-bench-")) / "proxy.log",
-        startup_timeout=60,
-    )
+    proxy, proxy_url = proxy_process(base, Path(tempfile.mkdtemp(prefix="logprobe-bench-")))
     payloads = {
         "completions logprobs=5": ("/completions", {"model": model, "prompt": "Once upon a time",
                                                      "max_tokens": 4, "logprobs": 5,
@@ -48,7 +41,7 @@ def main() -> int:
                                                   "echo": True, "temperature": 0}),
     }
     with proxy, httpx.Client(timeout=60) as client:
-        routes = {"direct": base, "proxy": f"http://127.0.0.1:{port}/v1"}
+        routes = {"direct": base, "proxy": proxy_url}
         print(f"{'request':26} {'direct ms':>10} {'proxy ms':>10} {'ratio':>7}")
         for name, (path, payload) in payloads.items():
             times: dict[str, list[float]] = {"direct": [], "proxy": []}

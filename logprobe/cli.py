@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     proxy.add_argument("--upstream", required=True, help="base URL of the real server")
     proxy.add_argument("--port", type=int, required=True)
     proxy.add_argument("--fault", default="", help="comma-separated fault names (see `faults`)")
+    proxy.add_argument("--record", default=None,
+                       help="append every non-streamed exchange, as the client saw it, to this JSONL")
 
     sub.add_parser("faults", help="list the proxy's faults")
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             faults = resolve(args.fault)
         except ValueError as exc:
             parser.error(str(exc))
-        run_proxy(args.upstream, args.port, faults)
+        run_proxy(args.upstream, args.port, faults, record=Path(args.record) if args.record else None)
         return 0
     if args.command == "faults":
         for fault in FAULTS.values():

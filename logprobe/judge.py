@@ -163,6 +163,10 @@ class Judge:
             self._raise_if_must(violations, exchanges)
         return violations
 
+    def conclude(self) -> None:
+        """Raise for every MUST recorded so far (for tests that gather several steps first)."""
+        self._raise_if_must(self.judgement.violations, self.judgement.exchanges)
+
     def _raise_if_must(self, violations: list[Violation], exchanges: list[Exchange]) -> None:
         must = [v for v in violations if v.level is Level.MUST]
         if must:

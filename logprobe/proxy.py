@@ -11,25 +11,28 @@ broken server.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from logprobe.faults import Fault, apply_json, dumps
+from logprobe.faults import Fault, apply_json, dumps, resolve
+from logprobe.launch.process import ServerProcess, free_port
 
 HEALTH_PATH = "/__logprobe_proxy/health"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
               "upgrade", "proxy-authenticate", "proxy-authorization", "te", "trailers", "host"}
 
 
-def make_app(upstream: str, faults: list[Fault]) -> web.Application:
+def make_app(upstream: str, faults: list[Fault], record: Path | None = None) -> web.Application:
     upstream = upstream.rstrip("/")
     if upstream.endswith("/v1"):
         upstream = upstream[: -len("/v1")]
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app["upstream"] = upstream
     app["faults"] = faults
+    app["record"] = record
 
     async def start_session(app: web.Application) -> None:
         app["session"] = aiohttp.ClientSession(
@@ -93,7 +96,18 @@ async def _forward(request: web.Request) -> web.StreamResponse:
         for fault in faults:
             if fault.raw is not None:
                 status, body = fault.raw(path, request_json, status, body)
+        _record(request.app["record"], path, payload, status, body)
         return web.Response(status=status, body=body, headers=out_headers)
+
+
+def _record(record: Path | None, path: str, payload: Any, status: int, body: bytes) -> None:
+    """Append the exchange as it reached the client (after faults) to a JSONL file."""
+    if record is None:
+        return
+    line = {"path": path, "request": payload, "status": status,
+            "body": body.decode("utf-8", errors="replace")}
+    with record.open("a") as out:
+        out.write(json.dumps(line) + "\n")
 
 
 async def _stream(
@@ -124,8 +138,35 @@ async def _stream(
     return response
 
 
-def run(upstream: str, port: int, faults: list[Fault], host: str = "127.0.0.1") -> None:
+def run(upstream: str, port: int, faults: list[Fault], host: str = "127.0.0.1",
+        record: Path | None = None) -> None:
     """Serve until interrupted (the ``logprobe proxy`` command)."""
     names = ", ".join(f.name for f in faults) or "none (transparent)"
     print(f"logprobe proxy: http://{host}:{port}/v1 -> {upstream} (faults: {names})", flush=True)
-    web.run_app(make_app(upstream, faults), host=host, port=port, print=None)
+    web.run_app(make_app(upstream, faults, record), host=host, port=port, print=None)
+
+
+def proxy_process(
+    upstream: str, log_dir: Path, *, faults: str = "", record: Path | None = None
+) -> tuple[ServerProcess, str]:
+    """An unstarted proxy subprocess in front of ``upstream``, and its base URL.
+
+    A subprocess keeps the proxy's event loop apart from the suite's and lets
+    the same teardown as any server (process group, terminate, kill) apply.
+    """
+    import sys
+
+    resolve(faults)  # an unknown name fails here, with the list of known ones
+    port = free_port()
+    argv = [sys.executable, "-m", "logprobe.cli", "proxy", "--upstream", upstream,
+            "--port", str(port), "--fault", faults]
+    if record is not None:
+        argv += ["--record", str(record)]
+    process = ServerProcess(
+        argv,
+        health_url=f"http://127.0.0.1:{port}{HEALTH_PATH}",
+        log_path=log_dir / f"proxy-{port}.log",
+        startup_timeout=60,
+        name="fault proxy",
+    )
+    return process, f"http://127.0.0.1:{port}/v1"

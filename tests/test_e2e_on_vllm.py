@@ -1,0 +1,33 @@
+"""The e2e marker against the embedded vLLM: lm-eval's MMLU passes directly, and the two
+defects it exists for fail it for the right reason."""
+
+from __future__ import annotations
+
+from conftest import run_suite
+
+
+def test_e2e_passes_on_the_embedded_vllm(served, tmp_path):
+    run = run_suite(served, tmp_path, "-m", "e2e", "--mmlu-per-subject=1", timeout=1200)
+    assert run.returncode == 0, run.output[-4000:]
+    assert set(run.verdicts().values()) == {"PASS"}
+    accuracy = [f["message"] for f in run.findings() if f["invariant"] == "LMEVAL-006"]
+    assert accuracy and "57/57 answers agree" in accuracy[0], accuracy
+
+
+def test_null_logprobs_names_the_typeerror_lm_eval_raised(served, tmp_path):
+    run = run_suite(served, tmp_path, "-m", "e2e", "-k", "loglikelihood", "--mmlu-subjects=3",
+                    "--fault=null-logprobs", timeout=600)
+    assert run.returncode == 1, run.output[-3000:]
+    row = run.report["tests"][0]
+    assert "LMEVAL-004" in row["violated"]
+    assert "lm-eval raised TypeError: 'NoneType' object is not subscriptable" in row["message"]
+    assert "choices[0].logprobs is null" in row["message"]  # the response that caused it
+
+
+def test_ignored_echo_fails_on_answer_agreement(served, tmp_path):
+    run = run_suite(served, tmp_path, "-m", "e2e", "-k", "loglikelihood", "--mmlu-subjects=3",
+                    "--fault=echo-ignored", timeout=600)
+    assert run.returncode == 1, run.output[-3000:]
+    row = run.report["tests"][0]
+    assert "LMEVAL-004" not in row["violated"], "lm-eval itself raises nothing here"
+    assert "LMEVAL-005" in row["violated"], row["message"][-2000:]
