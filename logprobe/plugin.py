@@ -131,6 +131,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if process is not None:
         report.backend["ready_seconds"] = round(process.ready_seconds or 0.0, 1)
         report.backend["server_log"] = str(process.log_path)
+        report.backend["server_pid"] = process.proc.pid if process.proc else None
     report.write()
     try:
         yield Backend(identity, process)

@@ -1,0 +1,99 @@
+"""Benchmark: is the e2e MMLU run bounded by the server, and how fast is the suite's own scorer?
+
+    python bench/e2e_mmlu.py --endpoint http://127.0.0.1:8000/v1 --tokenizer DIR [--per-subject 1]
+
+In one run against one server it measures:
+  1. the server's saturated prompt throughput (tokens/s): the same lm-eval-style
+     echo requests sent 8 at a time;
+  2. lm-eval's MMLU run (local-completions, num_concurrent=4): wall time and the
+     prompt tokens it made the server process (summed from the recorded usage);
+  3. ideal time = tokens / throughput, and ideal / measured;
+  4. the suite's own scorer (one request per question) on the same questions:
+     its time as a ratio of lm-eval's, and how many answers are identical.
+Nothing is asserted; the figures are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from logprobe import e2e, mmlu
+from logprobe.client import RecordingClient, normalise_base_url
+from logprobe.invariants.lmeval import lmeval_request
+from logprobe.proxy import proxy_process
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--tokenizer", required=True)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--per-subject", type=int, default=1)
+    args = parser.parse_args()
+    from transformers import AutoTokenizer
+
+    base = normalise_base_url(args.endpoint)
+    model = args.model or httpx.get(base + "/models").json()["data"][0]["id"]
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    folder = Path(tempfile.mkdtemp(prefix="logprobe-bench-"))
+    tasks = mmlu.write_tasks(mmlu.stratified(mmlu.load_questions(), args.per_subject), folder)
+
+    # 1. saturated prompt throughput on lm-eval-shaped requests
+    prompts = [tokenizer.encode(tasks.context(t, d) + " " + letter, add_special_tokens=False)
+               for t in tasks.tasks for d in tasks.docs[t] for letter in "AB"][:96]
+    with httpx.Client(timeout=300) as http:
+        def send(ids: list[int]) -> int:
+            r = http.post(base + "/completions", json=lmeval_request(model, ids))
+            r.raise_for_status()
+            return int(r.json()["usage"]["prompt_tokens"])
+
+        send(prompts[0])
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            tokens = sum(pool.map(send, prompts))
+        throughput = tokens / (time.perf_counter() - started)
+
+    # 2. lm-eval through a recording proxy
+    record = folder / "exchanges.jsonl"
+    proxy, url = proxy_process(base, folder, record=record)
+    with proxy:
+        started = time.perf_counter()
+        outcome = e2e.run_lmeval(url, model, tasks, tokenizer=args.tokenizer, record=record)
+        lmeval_seconds = time.perf_counter() - started
+    if outcome.error:
+        print(f"lm-eval raised {outcome.error}", file=sys.stderr)
+        return 1
+    sent = sum(int(__import__("json").loads(x["body"])["usage"]["prompt_tokens"])
+               for x in outcome.exchanges if x["path"].endswith("/completions"))
+    ideal = sent / throughput
+
+    # 4. the suite's own scorer on the same questions
+    with RecordingClient(base) as client:
+        started = time.perf_counter()
+        own = e2e.score_independently(client, model, tasks, tokenizer)
+        own_seconds = time.perf_counter() - started
+    _, stats = e2e.compare(outcome, own)
+
+    questions = sum(len(d) for d in tasks.docs.values())
+    print(f"questions                         {questions}")
+    print(f"server prompt throughput          {throughput:8.0f} tokens/s (96 echo requests, 8 at a time)")
+    print(f"lm-eval wall time                 {lmeval_seconds:8.1f} s")
+    print(f"prompt tokens lm-eval sent        {sent:8d}")
+    print(f"ideal time (tokens / throughput)  {ideal:8.1f} s")
+    print(f"ideal / measured                  {ideal / lmeval_seconds:8.2f}")
+    print(f"suite's own scorer                {own_seconds:8.1f} s  "
+          f"({lmeval_seconds / own_seconds:.1f}x faster than lm-eval)")
+    print(f"identical answers                 {stats['agreed']}/{stats['compared']} "
+          f"({stats['undetermined']} undetermined)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
