@@ -147,7 +147,7 @@ class RecordingClient:
         max_connections: int = 16,
     ) -> None:
         self.base_url = normalise_base_url(base_url)
-        self._api_key = api_key
+        self.timeout = timeout
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -184,11 +184,14 @@ class RecordingClient:
         exchange = Exchange(method=method, url=url, request_json=payload)
         exchange.stream = bool(isinstance(payload, dict) and payload.get("stream"))
         started = time.monotonic()
+        # httpx's timeouts bound each read; a server trickling a byte at a time
+        # passes them forever, so the whole exchange also has a deadline.
+        deadline = started + self.timeout
+        chunks: list[bytes] = []
         try:
             with self._http.stream(method, path, json=payload) as response:
                 exchange.status = response.status_code
                 exchange.response_headers = dict(response.headers)
-                chunks: list[bytes] = []
                 size = 0
                 for chunk in response.iter_bytes():
                     chunks.append(chunk)
@@ -196,9 +199,11 @@ class RecordingClient:
                     if size > MAX_BODY_BYTES:
                         exchange.truncated = True
                         break
-                exchange.body = b"".join(chunks)[:MAX_BODY_BYTES]
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout(f"the response took longer than {self.timeout:g} s")
         except httpx.HTTPError as exc:
             exchange.transport_error = f"{type(exc).__name__}: {exc}"
+        exchange.body = b"".join(chunks)[:MAX_BODY_BYTES]
         exchange.elapsed = time.monotonic() - started
         with self._lock:
             self.exchanges.append(exchange)

@@ -193,6 +193,10 @@ def classify(exchange: Exchange) -> tuple[Verdict, str]:
         return Verdict.ERROR, f"HTTP {status}: {exchange.summary(300)}"
     if exchange.stream:
         if status == 200:
+            content_type = exchange.response_headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                return Verdict.ERROR, (f"stream: true answered with Content-Type "
+                                       f"{content_type or '(none)'!r}, not an event stream")
             return Verdict.PASS, ""
     elif exchange.parse_error is not None:
         kind = "HTML" if exchange.text.lstrip().lower().startswith("<") else "not JSON"
@@ -204,4 +208,8 @@ def classify(exchange: Exchange) -> tuple[Verdict, str]:
         return Verdict.ERROR, f"HTTP {status} without an OpenAI error object: {exchange.summary(300)}"
     if status != 200:
         return Verdict.ERROR, f"unexpected HTTP {status}"
+    content_type = exchange.response_headers.get("content-type", "")
+    if not exchange.stream and "json" not in content_type:
+        return Verdict.ERROR, (f"a JSON body sent as Content-Type {content_type or '(none)'!r}: "
+                               "aiohttp's json(), which lm-eval uses, raises ContentTypeError")
     return Verdict.PASS, ""

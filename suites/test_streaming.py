@@ -1,10 +1,10 @@
 """STR: streamed logprobs equal the non-streamed ones."""
 
-from logprobe.invariants import streaming
+from logprobe.invariants import shape, streaming
 
 
 def test_completions_stream_matches(api, completion_top5, judge):
-    plain = judge.ok(completion_top5, feature="logprobs")
+    plain = judge.response(completion_top5, shape.check_completions_shape, feature="logprobs")
     streamed = api.completions({**completion_top5.request_json, "stream": True})
     judge.ok(streamed, feature="stream with logprobs")
     judge.check([streamed, completion_top5], streaming.check_stream_matches,
@@ -12,7 +12,7 @@ def test_completions_stream_matches(api, completion_top5, judge):
 
 
 def test_chat_stream_matches(api, chat_top5, judge):
-    plain = judge.ok(chat_top5, feature="logprobs")
+    plain = judge.response(chat_top5, shape.check_chat_shape, feature="logprobs")
     streamed = api.chat({**chat_top5.request_json, "stream": True})
     judge.ok(streamed, feature="stream with logprobs")
     judge.check([streamed, chat_top5], streaming.check_stream_matches,

@@ -234,13 +234,15 @@ def test_stream_matches():
         "tokens": [t], "token_logprobs": [v], "top_logprobs": [top], "text_offset": [0]}}]}
         for t, v, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"], strict=True)]
     assert streaming.check_stream_matches([*events, "[DONE]"], plain) == []
+    assert "[DONE]" in streaming.check_stream_matches(events, plain)[0].message  # no [DONE]
     dropped = [faults.stream_without_logprobs(COMPLETIONS, {}, e) for e in events]
-    assert streaming.check_stream_matches(dropped, plain)[0].verdict is Verdict.IGNORED
+    assert streaming.check_stream_matches([*dropped, "[DONE]"], plain)[0].verdict is Verdict.IGNORED
     _, _, plain2 = exchange(VLLM, "completions_logprobs5")
     events = [faults.stream_logprobs_differ(COMPLETIONS, {}, {"choices": [{"index": 0, "logprobs": {
         "tokens": [t], "token_logprobs": [v]}}]}) for t, v in zip(lp["tokens"], lp["token_logprobs"],
                                                                     strict=True)]
-    assert "STR-001" in ids(streaming.check_stream_matches(events, plain2))
+    found = streaming.check_stream_matches([*events, "[DONE]"], plain2)
+    assert ids(found) == {"STR-001"} and "differs" in found[0].message
 
 
 def test_error_object():

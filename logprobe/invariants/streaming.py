@@ -49,6 +49,9 @@ def check_stream_matches(events: list[Any], plain: Any) -> list[Violation]:
         return []
     tokens_ref, values_ref = reference[0]
     tokens_s, values_s = streamed
+    if events and "[DONE]" not in events:
+        return [Violation(STR_001, "the stream ended without its closing data: [DONE] "
+                          f"({len(events)} events arrived)")]
     if tokens_ref and not tokens_s:
         return [Violation(STR_001, "the stream carried no logprobs although the same request "
                           "without stream has them", verdict=Verdict.IGNORED,
