@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,14 @@ def _completion_logprobs(choice: dict[str, Any]) -> dict[str, Any] | None:
     return lp if isinstance(lp, dict) and isinstance(lp.get("token_logprobs"), list) else None
 
 
+def _each_completion_logprobs(body: Any) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(choice, its completions logprobs) for every choice that has them."""
+    for choice in _choices(body):
+        lp = _completion_logprobs(choice)
+        if lp is not None:
+            yield choice, lp
+
+
 def _chat_content(choice: dict[str, Any]) -> list[dict[str, Any]]:
     lp = choice.get("logprobs")
     if isinstance(lp, dict) and isinstance(lp.get("content"), list):
@@ -81,10 +89,7 @@ def missing_logprobs(path: str, request: dict[str, Any], body: Any) -> Any:
 def chat_shape_on_completions(path: str, request: dict[str, Any], body: Any) -> Any:
     if not _is_completions(path):
         return body
-    for choice in _choices(body):
-        lp = _completion_logprobs(choice)
-        if lp is None:
-            continue
+    for choice, lp in _each_completion_logprobs(body):
         content = []
         for token, value, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"],
                                      strict=False):
@@ -109,10 +114,7 @@ def echo_ignored(path: str, request: dict[str, Any], body: Any) -> Any:
     cs = _choices(body)
     prompt_tokens = _prompt_token_count(body)
     max_tokens = request.get("max_tokens")
-    for choice in cs:
-        lp = _completion_logprobs(choice)
-        if lp is None:
-            continue
+    for choice, lp in _each_completion_logprobs(body):
         if len(cs) == 1 and prompt_tokens is not None:
             keep = max(0, len(lp["token_logprobs"]) - prompt_tokens)
         else:
@@ -133,9 +135,8 @@ def echo_shifted(path: str, request: dict[str, Any], body: Any) -> Any:
     """Score each prompt token with the next position's values (llama-cpp-python)."""
     if not (_is_completions(path) and request.get("echo")):
         return body
-    for choice in _choices(body):
-        lp = _completion_logprobs(choice)
-        if lp is None or len(lp["token_logprobs"]) < 3:
+    for _, lp in _each_completion_logprobs(body):
+        if len(lp["token_logprobs"]) < 3:
             continue
         for key in ("token_logprobs", "top_logprobs"):
             values = lp[key]
@@ -159,10 +160,7 @@ def sampled_dropped(path: str, request: dict[str, Any], body: Any) -> Any:
     """Completions top_logprobs without the sampled token (only the other alternatives)."""
     if not _is_completions(path):
         return body
-    for choice in _choices(body):
-        lp = _completion_logprobs(choice)
-        if lp is None:
-            continue
+    for _, lp in _each_completion_logprobs(body):
         for p, (token, top) in enumerate(zip(lp["tokens"], lp["top_logprobs"], strict=False)):
             if isinstance(top, dict) and token in top:
                 lp["top_logprobs"][p] = {k: v for k, v in top.items() if k != token}
@@ -199,10 +197,7 @@ def chat_no_top_null(path: str, request: dict[str, Any], body: Any) -> Any:
 # --- values ------------------------------------------------------------------------------
 
 def _first_completion_value(body: Any) -> tuple[dict[str, Any], int] | None:
-    for choice in _choices(body):
-        lp = _completion_logprobs(choice)
-        if lp is None:
-            continue
+    for _, lp in _each_completion_logprobs(body):
         for p, value in enumerate(lp["token_logprobs"]):
             if isinstance(value, float | int):
                 return lp, p
@@ -272,9 +267,8 @@ def logprobs_after_temperature(path: str, request: dict[str, Any], body: Any) ->
 # --- text and usage ----------------------------------------------------------------------
 
 def text_offset_drift(path: str, request: dict[str, Any], body: Any) -> Any:
-    for choice in _choices(body):
-        lp = _completion_logprobs(choice)
-        if lp is not None and isinstance(lp.get("text_offset"), list):
+    for _, lp in _each_completion_logprobs(body):
+        if isinstance(lp.get("text_offset"), list):
             lp["text_offset"] = [o + p for p, o in enumerate(lp["text_offset"])]
     return body
 

@@ -104,14 +104,20 @@ def _quiet() -> Iterator[None]:
 
 
 @contextmanager
-def hostile_server(mode: str) -> Iterator[str]:
-    handler = type(f"Hostile_{mode}", (Hostile,), {"mode": mode})
+def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on a free loopback port for the duration; yield its root URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def hostile_server(mode: str) -> Iterator[str]:
+    with serve(type(f"Hostile_{mode}", (Hostile,), {"mode": mode})) as root:
+        yield root + "/v1"

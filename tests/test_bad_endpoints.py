@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hostile import serve
 
 from conftest import Served, run_suite
 from logprobe.endpoint import EXIT_ENDPOINT_UNUSABLE
@@ -32,20 +32,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def html_server() -> Iterator[str]:
-    yield from _serve(_Handler)
+    with serve(_Handler) as url:
+        yield url
 
 
 @pytest.fixture
@@ -55,7 +45,8 @@ def auth_server() -> Iterator[str]:
         content_type = "application/json"
         body = b'{"error": {"message": "Unauthorized"}}'
 
-    yield from _serve(Unauthorized)
+    with serve(Unauthorized) as url:
+        yield url
 
 
 def _assert_one_clear_error(run, needle: str) -> None:
