@@ -20,6 +20,11 @@ from typing import Any
 import httpx
 
 DEFAULT_TIMEOUT = 120.0
+# Retried: a server asking us to slow down, and connections that failed before an
+# answer. Never a timeout (it would multiply a hang) and never a verdict.
+RETRY_STATUSES = frozenset({429, 503})
+RETRY_ERRORS = (httpx.ConnectError, httpx.RemoteProtocolError)
+MAX_RETRY_DELAY = 10.0
 # A response body beyond this is cut: a hostile server must not exhaust memory.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 NONSTANDARD_JSON_CONSTANTS = ("NaN", "Infinity", "-Infinity")
@@ -47,6 +52,7 @@ class Exchange:
     _parse_error: str | None = None
     _parsed_done: bool = False
     nonstandard_constants: list[str] = field(default_factory=list)
+    retries: list[str] = field(default_factory=list)  # what each retried attempt got
 
     @property
     def path(self) -> str:
@@ -108,7 +114,9 @@ class Exchange:
         if self.method != "GET":
             parts += ["-H", shlex.quote("Content-Type: application/json")]
         parts += ["-H", '"Authorization: Bearer $OPENAI_API_KEY"']
-        if self.request_json is not None:
+        if isinstance(self.request_json, RawBody):
+            parts += ["--data-binary", shlex.quote(self.request_json.content.decode(errors="replace"))]
+        elif self.request_json is not None:
             body = json.dumps(self.request_json, ensure_ascii=False, separators=(",", ":"))
             parts += ["-d", shlex.quote(body)]
         return " ".join(parts)
@@ -130,9 +138,17 @@ class Exchange:
             "status": self.status,
             "elapsed_s": round(self.elapsed, 4),
             "transport_error": self.transport_error,
+            "retries": self.retries,
             "response_excerpt": self.summary(2000),
             "curl": self.curl(),
         }
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A request body sent byte for byte, not serialised from JSON."""
+
+    content: bytes
 
 
 class RecordingClient:
@@ -145,9 +161,13 @@ class RecordingClient:
         api_key: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 16,
+        retries: int = 2,
+        backoff: float = 0.5,
     ) -> None:
         self.base_url = normalise_base_url(base_url)
         self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -173,6 +193,10 @@ class RecordingClient:
     def post(self, path: str, payload: Any) -> Exchange:
         return self._send("POST", path, payload)
 
+    def post_raw(self, path: str, content: bytes) -> Exchange:
+        """POST bytes as they are (a malformed JSON body, on purpose)."""
+        return self._send("POST", path, RawBody(content))
+
     def completions(self, payload: dict[str, Any]) -> Exchange:
         return self.post("/completions", payload)
 
@@ -180,6 +204,21 @@ class RecordingClient:
         return self.post("/chat/completions", payload)
 
     def _send(self, method: str, path: str, payload: Any) -> Exchange:
+        """Send, retrying with backoff on 429/503 and failed connections; keep the last attempt."""
+        history: list[str] = []
+        while True:
+            exchange, retryable, delay = self._attempt(method, path, payload)
+            if not retryable or len(history) >= self.retries:
+                break
+            history.append(exchange.transport_error or f"HTTP {exchange.status}")
+            time.sleep(min(delay if delay is not None else self.backoff * 2 ** len(history),
+                           MAX_RETRY_DELAY))
+        exchange.retries = history
+        with self._lock:
+            self.exchanges.append(exchange)
+        return exchange
+
+    def _attempt(self, method: str, path: str, payload: Any) -> tuple[Exchange, bool, float | None]:
         url = self.base_url + path
         exchange = Exchange(method=method, url=url, request_json=payload)
         exchange.stream = bool(isinstance(payload, dict) and payload.get("stream"))
@@ -189,7 +228,12 @@ class RecordingClient:
         deadline = started + self.timeout
         chunks: list[bytes] = []
         try:
-            with self._http.stream(method, path, json=payload) as response:
+            if isinstance(payload, RawBody):
+                body = {"content": payload.content,
+                        "headers": {"Content-Type": "application/json"}}
+            else:
+                body = {"json": payload}
+            with self._http.stream(method, path, **body) as response:
                 exchange.status = response.status_code
                 exchange.response_headers = dict(response.headers)
                 size = 0
@@ -203,11 +247,22 @@ class RecordingClient:
                         raise httpx.ReadTimeout(f"the response took longer than {self.timeout:g} s")
         except httpx.HTTPError as exc:
             exchange.transport_error = f"{type(exc).__name__}: {exc}"
+            retry_error = isinstance(exc, RETRY_ERRORS)
+        else:
+            retry_error = False
         exchange.body = b"".join(chunks)[:MAX_BODY_BYTES]
         exchange.elapsed = time.monotonic() - started
-        with self._lock:
-            self.exchanges.append(exchange)
-        return exchange
+        retryable = retry_error or exchange.status in RETRY_STATUSES
+        return exchange, retryable, _retry_after(exchange)
+
+
+def _retry_after(exchange: Exchange) -> float | None:
+    """Seconds from a numeric Retry-After header, if the server sent one."""
+    value = exchange.response_headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def normalise_base_url(url: str) -> str:

@@ -46,7 +46,10 @@ def preflight(
             response = client.get(base_url + "/models")
             version = _server_version(client, base_url)
     except httpx.ConnectError as exc:
-        raise EndpointUnusable(f"cannot connect to {base_url}: {exc}") from exc
+        hint = ""
+        if base_url.startswith("https://") and ("SSL" in str(exc) or "TLS" in str(exc)):
+            hint = " (the TLS handshake failed: is it a plain HTTP port? try http://)"
+        raise EndpointUnusable(f"cannot connect to {base_url}: {exc}{hint}") from exc
     except httpx.TimeoutException as exc:
         raise EndpointUnusable(f"{base_url} did not answer within {timeout:.0f} s") from exc
     except httpx.HTTPError as exc:

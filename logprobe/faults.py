@@ -30,6 +30,9 @@ class Fault:
     seen_in: str
     trips: tuple[str, ...]
     fatal: bool = True
+    # Inside the property suite's request space (no teacher forcing, stream comparison,
+    # temperature pairs or prompt lists there): the properties alone must catch it.
+    properties: bool = True
     request: RequestHook | None = None
     json: JsonHook | None = None
     chunk: JsonHook | None = None
@@ -348,7 +351,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "ggml-org/llama.cpp#27174 (lm-eval scores at chance, silently)",
           ("ECHO-001", "LMEVAL-001", "LMEVAL-002"), json=echo_ignored),
     Fault("echo-shifted", "echo prompt logprobs shifted by one position",
-          "llama-cpp-python 0.3.36", ("LMEVAL-002",), json=echo_shifted),
+          "llama-cpp-python 0.3.36", ("LMEVAL-002",), json=echo_shifted, properties=False),
     Fault("unsorted-chat-top", "chat top_logprobs in ascending order", "(synthetic)",
           ("VAL-005",), json=unsorted_chat_top),
     Fault("positive-logprob", "a logprob of +0.5", "(synthetic)", ("VAL-001",),
@@ -375,14 +378,14 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "llama-cpp-python 0.3.36 (top_logprobs: 25), transformers serve",
           ("ERR-001", "ERR-002", "ERR-003"), request=accept_invalid),
     Fault("stream-no-logprobs", "stream chunks without logprobs", "(synthetic)",
-          ("STR-001",), chunk=stream_without_logprobs),
+          ("STR-001",), chunk=stream_without_logprobs, properties=False),
     Fault("stream-logprobs-differ", "streamed logprobs 0.5 lower than non-streamed", "(synthetic)",
-          ("STR-001",), chunk=stream_logprobs_differ),
+          ("STR-001",), chunk=stream_logprobs_differ, properties=False),
     Fault("logprobs-after-temperature", "logprobs computed after temperature scaling",
           "SGLang, TGI (a legal mode: reported as INFO, never a failure)", ("SMP-003",),
-          fatal=False, json=logprobs_after_temperature),
+          fatal=False, json=logprobs_after_temperature, properties=False),
     Fault("batch-500", "a list of prompts answered with a 500", "llama-cpp-python 0.3.36",
-          ("ERR-004",), raw=batch_500),
+          ("ERR-004",), raw=batch_500, properties=False),
 ]}
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logprobe.client import Exchange
+from logprobe.expectations import Expectation
 from logprobe.invariants import errors as err
 from logprobe.invariants import shape
 from logprobe.invariants.core import (
@@ -58,6 +59,7 @@ class Judgement:
     invariants: set[str] = field(default_factory=set)
     violations: list[Violation] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
+    expected: list[tuple[Violation, Expectation]] = field(default_factory=list)
 
     @property
     def level(self) -> Level | None:
@@ -77,9 +79,31 @@ class Judgement:
 class Judge:
     """Bound to one test: classify exchanges, run checks, raise on a violated MUST."""
 
-    def __init__(self, judgement: Judgement, on_transport_error: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        judgement: Judgement,
+        on_transport_error: Callable[[], None] | None = None,
+        expectations: list[Expectation] | None = None,
+    ):
         self.judgement = judgement
         self._on_transport_error = on_transport_error
+        self._expectations = expectations or []
+
+    def _expected(self, violations: list[Violation], exchange: Exchange) -> list[Violation]:
+        """Move violations an expectation file describes into ``judgement.expected``."""
+        if not self._expectations:
+            return violations
+        kept = []
+        for violation in violations:
+            match = next((e for e in self._expectations if e.matches(
+                violation.id, violation.verdict.value, exchange.path, exchange.request_json)), None)
+            if match is None:
+                kept.append(violation)
+            else:
+                self.judgement.expected.append((violation, match))
+                if violation in self.judgement.violations:
+                    self.judgement.violations.remove(violation)
+        return kept
 
     def _note(self, exchanges: Iterable[Exchange], invariants: Iterable[Invariant]) -> None:
         for exchange in exchanges:
@@ -98,6 +122,8 @@ class Judge:
         if verdict is Verdict.UNSUPPORTED:
             message = f"the server refused {feature} with a clean 4xx: {message}"
         violation = Violation(err.ERR_004, message, verdict=verdict)
+        if not self._expected([violation], exchange):
+            return None  # a known deviation: the caller must cope with no body
         self._fail([violation], [exchange], verdict)
         return None  # unreachable
 
@@ -119,12 +145,14 @@ class Judge:
         the response violates, not only the first.
         """
         body = self.ok(exchange, feature=feature)
+        if body is None:
+            return None  # an expected refusal: nothing to judge
         found: list[Violation] = []
         for item in fns:
             fn, *args = item if isinstance(item, tuple) else (item,)
             found += self.record([exchange], invariants_of(fn),
                                  fn(exchange.request_json, body, *args), raise_now=False)
-        self._raise_if_must(found, [exchange])
+        self._raise_if_must(self._expected(found, exchange), [exchange])
         return body
 
     def rejection(self, exchange: Exchange, inv: Invariant) -> None:
@@ -190,7 +218,7 @@ def classify(exchange: Exchange) -> tuple[Verdict, str]:
         return Verdict.ERROR, "the response body exceeded the size cap"
     status = exchange.status or 0
     if status >= 500:
-        return Verdict.ERROR, f"HTTP {status}: {exchange.summary(300)}"
+        return Verdict.ERROR, exchange.summary(300)
     if exchange.stream:
         if status == 200:
             content_type = exchange.response_headers.get("content-type", "")
@@ -204,7 +232,7 @@ def classify(exchange: Exchange) -> tuple[Verdict, str]:
     if 400 <= status < 500:
         body = exchange.json
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            return Verdict.UNSUPPORTED, f"HTTP {status}: {exchange.summary(300)}"
+            return Verdict.UNSUPPORTED, exchange.summary(300)
         return Verdict.ERROR, f"HTTP {status} without an OpenAI error object: {exchange.summary(300)}"
     if status != 200:
         return Verdict.ERROR, f"unexpected HTTP {status}"

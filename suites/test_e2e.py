@@ -77,7 +77,8 @@ def test_mmlu_loglikelihood_through_lm_eval(backend, api, model, judge, mmlu_tas
     proxy, url, record = _recording_proxy(backend.identity.base_url, tmp_path)
     with proxy:
         outcome = e2e.run_lmeval(url, model, mmlu_tasks, tokenizer=tokenizer_source,
-                                 api_key=_api_key(request.config), record=record)
+                                 api_key=_api_key(request.config), record=record,
+                                 num_concurrent=request.config.getoption("--concurrency"))
     completions = [x for x in outcome.exchanges if x["path"].endswith("/completions")]
 
     # 1. lm-eval raised nothing; if it did, name the response that made it raise.
@@ -108,7 +109,8 @@ def test_mmlu_loglikelihood_through_lm_eval(backend, api, model, judge, mmlu_tas
         judge.conclude()  # no answers to compare: the run failed on what it raised
 
     # 3. lm-eval's answers equal the suite's own scoring of the same questions.
-    own = e2e.score_independently(api, model, mmlu_tasks, tokenizer)
+    own = e2e.score_independently(api, model, mmlu_tasks, tokenizer,
+                                  concurrency=request.config.getoption("--concurrency"))
     disagreements, stats = e2e.compare(outcome, own)
     judge.record([s.exchange for s in own[:3]], [e2e.LMEVAL_005], disagreements[:20],
                  raise_now=False)
@@ -139,7 +141,8 @@ def test_mmlu_generative_through_chat(backend, model, judge, mmlu_tasks, request
     docs = [d for task in mmlu_tasks.tasks[:8] for d in mmlu_tasks.docs[task][:1]]
     generative = mmlu.write_tasks(docs, tmp_path / "gen", generative=True)
     outcome = e2e.run_lmeval(backend.identity.base_url, model, generative, tokenizer=None,
-                             chat=True, api_key=_api_key(request.config))
+                             chat=True, api_key=_api_key(request.config),
+                             num_concurrent=request.config.getoption("--concurrency"))
     found = []
     if outcome.error is not None:
         found.append(Violation(e2e.LMEVAL_008, f"lm-eval raised {outcome.error}"))

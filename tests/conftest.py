@@ -21,11 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+VLLM_EXPECTATIONS = ROOT / "fixtures" / "expectations" / "vllm.yaml"
+
+
 @dataclass
 class Served:
     base_url: str
     tokenizer: str | None
     process: Any = None
+    expectations: Path | None = None  # the backend's known deviations
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +39,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
     external = os.environ.get("LOGPROBE_TEST_ENDPOINT")
     if external:
-        yield Served(external, os.environ.get("LOGPROBE_TEST_TOKENIZER"))
+        yield Served(external, os.environ.get("LOGPROBE_TEST_TOKENIZER"),
+                     expectations=VLLM_EXPECTATIONS)
         return
     process, resolved = vllm_server(VllmConfig(), tmp_path_factory.mktemp("vllm"))
     with process:
-        yield Served(resolved.base_url, str(embedded_model_dir()), process)
+        yield Served(resolved.base_url, str(embedded_model_dir()), process, VLLM_EXPECTATIONS)
 
 
 @dataclass
@@ -64,6 +69,8 @@ def run_suite(served: Served, report_dir: Path, *args: str, timeout: float = 600
                f"--endpoint={served.base_url}", f"--report-dir={report_dir}", *args]
     if served.tokenizer:
         command.append(f"--tokenizer={served.tokenizer}")
+    if served.expectations:
+        command.append(f"--expectations={served.expectations}")
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                           check=False)
     path = report_dir / "run.json"
@@ -87,7 +94,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name, row in sorted(KILL_MATRIX.items()):
         status = "caught" if row["caught"] else "MISSED"
         tr.write_line(f"{name:28} {status:7} exit {row['returncode']}  "
-                      f"targets {','.join(row['targets'])}  caught by {','.join(row['violated'])}")
+                      f"targets {','.join(row['targets'])}  caught by {','.join(row['violated'])}"
+                      f"  (properties alone: {','.join(row['caught_by_properties']) or '-'})")
     out = Path(os.environ.get("LOGPROBE_REPORT_DIR", ROOT / "reports")) / "kill-matrix.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(KILL_MATRIX, indent=1, sort_keys=True))

@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 
 from recorded import VLLM, exchange
 
-MODES = ["html", "truncated-json", "huge-body", "endless-body", "slowloris", "reset-mid-body",
+MODES = ["always-503", "html", "truncated-json", "huge-body", "endless-body", "slowloris", "reset-mid-body",
          "sse-no-done", "wrong-content-type"]
 
 
@@ -24,6 +24,7 @@ def _good_body() -> bytes:
 class Hostile(http.server.BaseHTTPRequestHandler):
     mode = "html"
     protocol_version = "HTTP/1.1"
+    posts = 0  # per server class: how many POSTs it has answered
 
     def log_message(self, *args: object) -> None:
         pass
@@ -42,7 +43,21 @@ class Hostile(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         request = json.loads(self.rfile.read(length) or b"{}")
         mode = self.mode
-        if mode == "html":
+        type(self).posts += 1
+        if mode == "busy-once":  # a 429 for the first request, then a good answer
+            if type(self).posts == 1:
+                self.send_response(429)
+                self.send_header("Retry-After", "0")
+                self.send_header("Content-Type", "application/json")
+                body = b'{"error": {"message": "slow down", "type": "rate_limit"}}'
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self._send(200, "application/json", _good_body())
+        elif mode == "always-503":
+            self._send(503, "application/json", b'{"error": {"message": "overloaded"}}')
+        elif mode == "html":
             self._send(200, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>")
         elif mode == "truncated-json":
             body = _good_body()

@@ -61,6 +61,16 @@ def test_connection_refused(tmp_path: Path):
     _assert_one_clear_error(run, "cannot connect to")
 
 
+def test_unknown_host(tmp_path: Path):
+    run = run_suite(Served("http://no-such-host.invalid:8000", None), tmp_path)
+    _assert_one_clear_error(run, "cannot connect to")
+
+
+def test_tls_to_a_plain_port(tmp_path: Path, html_server: str):
+    run = run_suite(Served(html_server.replace("http://", "https://"), None), tmp_path)
+    _assert_one_clear_error(run, "is it a plain HTTP port? try http://")
+
+
 def test_not_an_openai_api(tmp_path: Path, html_server: str):
     run = run_suite(Served(html_server, None), tmp_path)
     _assert_one_clear_error(run, "does not look like an OpenAI-compatible API")

@@ -38,3 +38,21 @@ def test_hostile_server_gets_a_verdict(mode: str, tmp_path: Path):
     out = Path(os.environ.get("LOGPROBE_REPORT_DIR", ROOT / "reports")) / "hostile-servers.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(OBSERVED, indent=1, sort_keys=True))
+
+
+def test_a_429_is_retried_and_the_retry_recorded(tmp_path: Path):
+    with hostile_server("busy-once") as url:
+        run = run_suite(Served(url, None), tmp_path, "-k", "test_completions_logprobs_shape")
+    row = run.report["tests"][0]
+    assert row["verdict"] == "PASS", row["message"]
+    assert row["retries"] == 1
+    assert row["exchanges"][0]["retries"] == ["HTTP 429"]
+
+
+def test_a_server_that_stays_overloaded_is_an_error_after_the_retries(tmp_path: Path):
+    with hostile_server("always-503") as url:
+        run = run_suite(Served(url, None), tmp_path, "--retries=2", "-k",
+                        "test_completions_logprobs_shape")
+    row = run.report["tests"][0]
+    assert row["verdict"] == "ERROR" and "HTTP 503" in row["message"]
+    assert row["exchanges"][0]["retries"] == ["HTTP 503", "HTTP 503"]

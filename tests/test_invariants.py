@@ -117,7 +117,7 @@ def test_every_must_and_should_invariant_is_unit_tested_or_needs_a_server():
     tested = {c[3] for c in CASES}
     # These compare several exchanges or statuses and are unit-tested below.
     tested |= {"LMEVAL-002", "LMEVAL-003", "ECHO-003", "ECHO-004", "SMP-002", "SMP-004",
-               "STR-001", "SHAPE-004", "SHAPE-001", "ERR-005", "VAL-003", "VAL-004"}
+               "STR-001", "STR-002", "SHAPE-004", "SHAPE-001", "ERR-005", "VAL-003", "VAL-004"}
     # Judged by the judge's transport classification and the ERR suite (tests of the suite).
     served = {"ERR-001", "ERR-002", "ERR-003", "ERR-004"}
     untested = {i for i, inv in CATALOGUE.items() if inv.level is Level.MUST} - tested - served
@@ -283,3 +283,43 @@ def test_nan_reaches_the_checks_as_non_finite():
     assert ex.nonstandard_constants == [] and math.isnan(
         ex.json["choices"][0]["logprobs"]["token_logprobs"][0])
     assert set(ex.nonstandard_constants) == {"NaN"}
+
+
+def test_stream_chunks():
+    _, _, plain = exchange(VLLM, "completions_logprobs5")
+    chunk = {"id": "c", "object": "text_completion", "choices": [
+        {"index": 0, "text": ",", "logprobs": None, "finish_reason": None}]}
+    assert streaming.check_stream_chunks(COMPLETIONS, [chunk, "[DONE]"]) == []
+    assert "STR-002" in ids(streaming.check_stream_chunks(COMPLETIONS, [chunk]))
+    assert "STR-002" in ids(streaming.check_stream_chunks(COMPLETIONS, [{"oops": 1}, "[DONE]"]))
+    chat_chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "logprobs": None}]}
+    assert streaming.check_stream_chunks(CHAT, [chat_chunk, "[DONE]"]) == []
+    assert plain  # the recorded body is what the chunks above were cut from
+
+
+def test_chat_partial_character_entries_are_not_compared():
+    # vLLM sends a partial character as token "" with bytes []: two such entries with
+    # different logprobs are two different tokens, not a VAL-003 violation.
+    request = {"logprobs": True, "top_logprobs": 2}
+    response = {"choices": [{"index": 0, "message": {"role": "assistant", "content": ""},
+                             "logprobs": {"content": [{
+                                 "token": "", "logprob": -2.77, "bytes": [], "top_logprobs": [
+                                     {"token": "", "logprob": -2.77, "bytes": []},
+                                     {"token": "", "logprob": -2.80, "bytes": []}]}]}}]}
+    assert "VAL-003" not in ids(values.check_alternatives(request, response))
+    response["choices"][0]["logprobs"]["content"][0]["token"] = "I"
+    response["choices"][0]["logprobs"]["content"][0]["top_logprobs"][1]["token"] = "I"
+    assert "VAL-003" in ids(values.check_alternatives(request, response))
+
+
+def test_stop_string_tokens_are_reported_not_failed():
+    request = {"prompt": "x", "logprobs": 1, "stop": "\n", "max_tokens": 9}
+    response = {"choices": [{"index": 0, "text": ".", "finish_reason": "stop", "logprobs": {
+        "tokens": [".", "\n"], "token_logprobs": [-0.1, -0.2], "text_offset": [0, 1],
+        "top_logprobs": [{".": -0.1}, {"\n": -0.2}]}}]}
+    found = text.check_completions_text(request, response)
+    assert ids(found) == {"TXT-005"} and found[0].level is Level.INFO
+    response["choices"][0]["finish_reason"] = "length"
+    response["choices"][0]["text"] = ".\n"
+    response["choices"][0]["logprobs"]["text_offset"] = [0, 3]
+    assert "TXT-003" in ids(text.check_completions_text(request, response))

@@ -38,13 +38,19 @@ def test_transparent_proxy_changes_no_verdict(served, direct_run, tmp_path):
 @pytest.mark.parametrize("name", list(FAULTS))
 def test_fault_is_caught_by_its_invariants(name, served, tmp_path):
     fault = FAULTS[name]
-    run = run_suite(served, tmp_path, f"--fault={name}")
+    run = run_suite(served, tmp_path, f"--fault={name}", "--hypothesis-profile=quick")
     violated = run.violated()
     finding_ids = {f["invariant"] for f in run.findings()}
     caught = set(fault.trips) <= (violated | finding_ids)
+    by_properties = sorted({i for t in run.report.get("tests", []) if "test_generated" in t["nodeid"]
+                            for i in t.get("violated", [])})
     KILL_MATRIX[name] = {"targets": list(fault.trips), "violated": sorted(violated),
                          "returncode": run.returncode, "fatal": fault.fatal,
-                         "caught": caught and (run.returncode != 0) == fault.fatal}
+                         "caught": caught and (run.returncode != 0) == fault.fatal,
+                         "caught_by_properties": by_properties, "in_property_space": fault.properties}
+    if fault.properties:
+        assert by_properties, f"{name} is in the property suite's request space but the " \
+            "property tests alone did not catch it"
     if fault.fatal:
         assert run.returncode == 1, run.output[-3000:]
         assert set(fault.trips) <= violated, (

@@ -65,7 +65,14 @@ def check_echo(
             ))
         values = logprobs["token_logprobs"]
         tops = logprobs.get("top_logprobs") or []
-        if prompt_lengths is not None and n < len(prompt_lengths) and isinstance(max_tokens, int):
+        if prompt_lengths is not None and n < len(prompt_lengths) \
+                and len(values) < prompt_lengths[n]:
+            found.append(Violation(
+                ECHO_001, f"{len(values)} entries cannot cover {prompt_lengths[n]} prompt tokens",
+                location=f"{where}.logprobs.token_logprobs", expected=f">= {prompt_lengths[n]}",
+                actual=len(values), verdict=Verdict.IGNORED,
+            ))
+        elif prompt_lengths is not None and n < len(prompt_lengths) and isinstance(max_tokens, int):
             expected = prompt_lengths[n] + max_tokens
             if choice.get("finish_reason") == "length" and len(values) != expected:
                 found.append(Violation(

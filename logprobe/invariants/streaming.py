@@ -67,3 +67,27 @@ def check_stream_matches(events: list[Any], plain: Any) -> list[Violation]:
             return [Violation(STR_001, "a streamed logprob is missing or not a number",
                               location=f"token {p}", expected=a, actual=b)]
     return []
+
+
+STR_002 = invariant(
+    "STR-002", Level.MUST,
+    "every stream chunk matches the chunk schema and the stream ends with data: [DONE]",
+    "OpenAI reference (server-sent events); clients stop reading at [DONE]",
+)
+
+
+@checks(STR_002)
+def check_stream_chunks(path: str, events: list[Any]) -> list[Violation]:
+    from logprobe import schemas
+
+    name = "chat.chunk" if "/chat/" in path else "completion.chunk"
+    found = []
+    for n, event in enumerate(events):
+        if event == "[DONE]":
+            continue
+        for error in schemas.errors(name, event)[:2]:
+            found.append(Violation(STR_002, f"chunk {n}: {error}"))
+    if not events or events[-1] != "[DONE]":
+        found.append(Violation(STR_002, f"the stream did not end with data: [DONE] "
+                               f"({len(events)} events)"))
+    return found

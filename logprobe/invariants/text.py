@@ -22,6 +22,11 @@ TXT_003 = invariant(
     "text_offset is non-decreasing, steps by len(token), and full_text[offset:] starts with token",
     "OpenAI reference (text_offset)",
 )
+TXT_005 = invariant(
+    "TXT-005", Level.INFO,
+    "when a stop string ends the text, whether logprobs still list the stop string's tokens",
+    "vLLM keeps them (the text is trimmed, the tokens are not); OpenAI drops them",
+)
 TXT_004 = invariant(
     "TXT-004", Level.INFO,
     "with echo off, text_offset counts from the prompt start (OpenAI) or from the returned text",
@@ -34,7 +39,7 @@ def plain_tokens(tokens: list[Any]) -> bool:
     return all(isinstance(t, str) and t and "\ufffd" not in t for t in tokens)
 
 
-@checks(TXT_001, TXT_003, TXT_004)
+@checks(TXT_001, TXT_003, TXT_004, TXT_005)
 def check_completions_text(request: dict[str, Any], response: Any) -> list[Violation]:
     found = []
     echo = bool(request.get("echo"))
@@ -48,6 +53,14 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
         tokens = logprobs.get("tokens") or []
         offsets = logprobs.get("text_offset") or []
         if not plain_tokens(tokens):
+            continue
+        if choice.get("finish_reason") == "stop" and request.get("stop"):
+            # A stop string was trimmed from the text; offsets past it describe nothing.
+            joined = "".join(tokens)
+            if joined != text and joined.startswith(text):
+                found.append(Violation(TXT_005, "the stop string's tokens stay in logprobs "
+                                       "after it was trimmed from the text", location=where,
+                                       expected=text, actual=joined))
             continue
         if not echo and choice.get("finish_reason") == "length" and "".join(tokens) != text:
             found.append(Violation(TXT_001, "tokens do not concatenate to the text",

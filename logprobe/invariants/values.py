@@ -109,7 +109,11 @@ def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation
                     continue
                 where = f"choices[{i}].logprobs.top_logprobs[{p}]"
                 token = tokens[p] if p < len(tokens) else None
-                if token in top and _finite(top[token]) and abs(top[token] - value) > EPS_SELF:
+                # Keys are decoded strings: "" and U+FFFD pieces of different tokens collide,
+                # so the entry under such a key need not be this token's own.
+                ambiguous = not token or "\ufffd" in token
+                if token in top and not ambiguous and _finite(top[token]) \
+                        and abs(top[token] - value) > EPS_SELF:
                     found.append(Violation(
                         VAL_003, f"token {token!r} has a different logprob among the alternatives",
                         location=where, expected=value, actual=top[token],
@@ -124,8 +128,12 @@ def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation
             alts = [a for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
             where = f"choices[{i}].logprobs.content[{p}].top_logprobs"
             value = entry.get("logprob")
+            # vLLM sends a partial character as token "" with bytes []: such entries
+            # cannot be told apart, so none of them is "the sampled token's own".
+            token = entry.get("token")
+            ambiguous = not token or "\ufffd" in token
             for alt in alts:
-                same = alt.get("token") == entry.get("token") and (
+                same = not ambiguous and alt.get("token") == token and (
                     alt.get("bytes") == entry.get("bytes") or None in (alt.get("bytes"), entry.get("bytes"))
                 )
                 if same and _finite(value) and _finite(alt.get("logprob")) \

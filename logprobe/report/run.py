@@ -31,6 +31,7 @@ class TestRow:
     findings: list[dict[str, Any]] = field(default_factory=list)
     reproducers: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    retries: int = 0  # retried attempts (429, 503, failed connections) across the exchanges
     exchanges: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -1,0 +1,128 @@
+"""Hypothesis strategies for requests: what no hand-written case thought of.
+
+Scalar parameters (logprobs, top_logprobs, temperature, top_p, n, seed…)
+come from the request schemas in ``schemas/`` through hypothesis-jsonschema,
+so the valid ranges live in one place. Prompts and chat messages are written
+by hand, because what breaks servers there is not in any schema: characters
+that split across tokens, CJK, emoji with joiners, whitespace only, long
+inputs, raw token ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+
+from logprobe import schemas
+
+SEED_PROMPTS = [
+    "你好", "你好，世界", "日本語のテキストです。", "Ça va ? Très bien, merci.",
+    "🙂🚀 emoji 👩‍👩‍👧 split across tokens", "   ", "\n\n\t", "The capital of France is",
+    "def f(x):\n    return", "a" * 600,
+]
+
+
+def param(schema_name: str, name: str, **override: Any) -> st.SearchStrategy[Any]:
+    """A parameter's strategy from its subschema in schemas/, with bounds narrowed if asked."""
+    sub = {k: v for k, v in schemas.load(schema_name)["properties"][name].items()}
+    sub.update(override)
+    return from_schema(sub)
+
+
+def text_prompts() -> st.SearchStrategy[str]:
+    printable = st.characters(min_codepoint=32, max_codepoint=126)
+    return st.one_of(
+        st.sampled_from(SEED_PROMPTS),
+        st.text(alphabet=printable, min_size=1, max_size=60),
+        st.text(alphabet=st.characters(exclude_categories=["Cs", "Cc"]), min_size=1, max_size=24),
+    )
+
+
+def token_id_prompts(vocab_size: int) -> st.SearchStrategy[list[int]]:
+    return st.lists(st.integers(min_value=0, max_value=vocab_size - 1), min_size=1, max_size=48)
+
+
+def completion_requests(
+    model: str, *, max_logprobs: int = 20, vocab_size: int | None = None
+) -> st.SearchStrategy[dict[str, Any]]:
+    prompts = text_prompts() if vocab_size is None else st.one_of(
+        text_prompts(), token_id_prompts(vocab_size))
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": model, "prompt": draw(prompts)}
+        echo = draw(st.booleans())
+        if echo:
+            request["echo"] = True
+        # 0 tokens only makes sense with echo (the prompt's own logprobs)
+        request["max_tokens"] = draw(st.integers(min_value=0 if echo else 1, max_value=32))
+        # echo is nearly always asked with logprobs (lm-eval's request): weight it so
+        wants_logprobs = draw(st.sampled_from([True, True, True, False] if echo else [True, False]))
+        if wants_logprobs:
+            request["logprobs"] = draw(param("completion.request", "logprobs", type="integer",
+                                             maximum=max_logprobs))
+        request["temperature"] = draw(st.one_of(
+            st.just(0), param("completion.request", "temperature")))
+        for name, drawn in (("top_p", param("completion.request", "top_p")),
+                            ("n", param("completion.request", "n", maximum=4)),
+                            ("seed", st.integers(min_value=0, max_value=2**31 - 1)),
+                            ("stop", st.sampled_from(["\n", ".", [" the", "!"]]))):
+            if draw(st.booleans()):
+                request[name] = draw(drawn)
+        if draw(st.sampled_from([True, False, False, False])):  # streams: their own checks
+            request["stream"] = True
+        return request
+
+    return build()
+
+
+def chat_requests(model: str) -> st.SearchStrategy[dict[str, Any]]:
+    turn = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]),
+                                  "content": text_prompts()})
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        messages = []
+        if draw(st.booleans()):
+            messages.append({"role": "system", "content": draw(text_prompts())})
+        messages += draw(st.lists(turn, min_size=0, max_size=2))
+        messages.append({"role": "user", "content": draw(text_prompts())})
+        request: dict[str, Any] = {"model": model, "messages": messages,
+                                   "max_tokens": draw(st.integers(1, 16))}
+        if draw(st.booleans()):
+            request["logprobs"] = True
+            if draw(st.booleans()):
+                request["top_logprobs"] = draw(param("chat.request", "top_logprobs"))
+        request["temperature"] = draw(st.one_of(st.just(0), param("chat.request", "temperature")))
+        if draw(st.booleans()):
+            request["n"] = draw(param("chat.request", "n", maximum=3))
+        if draw(st.booleans()):
+            request["seed"] = draw(st.integers(min_value=0, max_value=2**31 - 1))
+        return request
+
+    return build()
+
+
+def invalid_requests(model: str, logprobs_limit: int) -> st.SearchStrategy[tuple[str, Any]]:
+    """(path, body) pairs that a server must refuse with a 4xx; bytes for malformed JSON."""
+    chat_base = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    completion_base = {"model": model, "prompt": "hi", "max_tokens": 2}
+    bad_top = st.one_of(st.integers(min_value=21, max_value=10_000), st.integers(max_value=-1),
+                        st.floats(min_value=0.1, max_value=19.9).filter(lambda x: x != int(x)),
+                        st.text(max_size=3))
+    bad_logprobs = st.one_of(st.integers(min_value=logprobs_limit + 1, max_value=10_000),
+                             st.integers(max_value=-1), st.text(min_size=1, max_size=3))
+    return st.one_of(
+        bad_top.map(lambda v: ("/chat/completions", {**chat_base, "logprobs": True,
+                                                     "top_logprobs": v})),
+        st.integers(1, 20).map(lambda v: ("/chat/completions", {**chat_base, "top_logprobs": v})),
+        bad_logprobs.map(lambda v: ("/completions", {**completion_base, "logprobs": v})),
+        st.sampled_from(["hot", -1.0, 2.5]).map(
+            lambda v: ("/completions", {**completion_base, "temperature": v})),
+        st.sampled_from([-5, "ten"]).map(
+            lambda v: ("/completions", {**completion_base, "max_tokens": v})),
+        st.sampled_from([b'{"model": ', b"not json", b'{"prompt": "hi",}']).map(
+            lambda raw: ("/completions", raw)),
+    )

@@ -1,0 +1,97 @@
+"""Properties: hypothesis generates requests, the same invariants judge them.
+
+Each example is a batch of requests sent together (so a property run costs
+the server's time, not round trips), then judged one by one. Profiles: ``ci``
+(the default here: derandomised, few examples), ``dev``, ``thorough``; choose
+with ``--hypothesis-profile``. A failing example is shrunk, and its report
+carries a ``curl`` reproducer beside hypothesis's own reproduce blob.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from logprobe.client import Exchange, RawBody, RecordingClient
+from logprobe.invariants import errors, shape, streaming
+from logprobe.invariants.applicable import checks_for
+from logprobe.judge import Judge, Judgement
+from logprobe.plugin import EXPECTATIONS_KEY, JUDGEMENT_KEY
+from logprobe.strategies import chat_requests, completion_requests, invalid_requests
+
+BATCH = 4
+
+
+@pytest.fixture(scope="session")
+def vocab_size(request: pytest.FixtureRequest) -> int | None:
+    try:
+        return len(request.getfixturevalue("tokenizer"))
+    except pytest.skip.Exception:
+        return None
+
+
+def _fresh_judge(request: pytest.FixtureRequest, backend: Any) -> Judge:
+    """One judgement per example: the report keeps the last one, the shrunk failure."""
+    judgement = Judgement()
+    request.node.stash[JUDGEMENT_KEY] = judgement
+    return Judge(judgement, on_transport_error=backend.check_alive,
+                 expectations=request.config.stash[EXPECTATIONS_KEY])
+
+
+def _send_all(api: RecordingClient, batch: list[tuple[str, Any]]) -> list[Exchange]:
+    def send(item: tuple[str, Any]) -> Exchange:
+        path, body = item
+        if isinstance(body, bytes):
+            return api.post_raw(path, body)
+        return api.post(path, body)
+
+    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+        return list(pool.map(send, batch))
+
+
+def _judge_valid(judge: Judge, exchange: Exchange) -> None:
+    request = exchange.request_json
+    if request.get("stream"):
+        if judge.ok(exchange, feature="stream") is None and exchange.status != 200:
+            return  # an expected refusal
+        judge.check(exchange, streaming.check_stream_chunks, exchange.path, exchange.stream_events)
+        return
+    judge.response(exchange, *checks_for(exchange.path, request), feature="the generated request")
+
+
+@given(data=st.data())
+def test_generated_completions(data, api, model, backend, vocab_size, logprobs_limit, request):
+    judge = _fresh_judge(request, backend)
+    strategy = completion_requests(model, max_logprobs=logprobs_limit, vocab_size=vocab_size)
+    batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
+    for exchange in _send_all(api, [("/completions", r) for r in batch]):
+        _judge_valid(judge, exchange)
+
+
+@given(data=st.data())
+def test_generated_chat(data, api, model, backend, request):
+    judge = _fresh_judge(request, backend)
+    batch = data.draw(st.lists(chat_requests(model), min_size=BATCH, max_size=BATCH),
+                      label="requests")
+    for exchange in _send_all(api, [("/chat/completions", r) for r in batch]):
+        _judge_valid(judge, exchange)
+
+
+@given(data=st.data())
+def test_generated_invalid_requests(data, api, model, backend, logprobs_limit, request):
+    judge = _fresh_judge(request, backend)
+    batch = data.draw(st.lists(invalid_requests(model, logprobs_limit), min_size=BATCH,
+                               max_size=BATCH), label="requests")
+    exchanges = _send_all(api, batch)
+    for exchange in exchanges:
+        inv = errors.ERR_003 if exchange.path.endswith("/completions") and \
+            not exchange.path.endswith("/chat/completions") else errors.ERR_001
+        if isinstance(exchange.request_json, RawBody):
+            inv = shape.SHAPE_004
+        judge.rejection(exchange, inv)
+    after = api.completions({"model": model, "prompt": "hi", "max_tokens": 1})
+    judge.check(after, errors.check_still_serving, after.status)
