@@ -16,11 +16,13 @@ Nothing is asserted; the figures are printed.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -30,20 +32,13 @@ from logprobe.invariants.lmeval import lmeval_request
 from logprobe.proxy import proxy_process
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--tokenizer", required=True)
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--per-subject", type=int, default=1)
-    args = parser.parse_args()
+def measure(base: str, model: str, tokenizer_dir: str, per_subject: int = 1) -> dict[str, Any]:
+    """All the figures of this benchmark, measured against one server in one run."""
     from transformers import AutoTokenizer
 
-    base = normalise_base_url(args.endpoint)
-    model = args.model or httpx.get(base + "/models").json()["data"][0]["id"]
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     folder = Path(tempfile.mkdtemp(prefix="logprobe-bench-"))
-    tasks = mmlu.write_tasks(mmlu.stratified(mmlu.load_questions(), args.per_subject), folder)
+    tasks = mmlu.write_tasks(mmlu.stratified(mmlu.load_questions(), per_subject), folder)
 
     # 1. saturated prompt throughput on lm-eval-shaped requests
     prompts = [tokenizer.encode(tasks.context(t, d) + " " + letter, add_special_tokens=False)
@@ -65,14 +60,12 @@ def main() -> int:
     proxy, url = proxy_process(base, folder, record=record)
     with proxy:
         started = time.perf_counter()
-        outcome = e2e.run_lmeval(url, model, tasks, tokenizer=args.tokenizer, record=record)
+        outcome = e2e.run_lmeval(url, model, tasks, tokenizer=tokenizer_dir, record=record)
         lmeval_seconds = time.perf_counter() - started
     if outcome.error:
-        print(f"lm-eval raised {outcome.error}", file=sys.stderr)
-        return 1
-    sent = sum(int(__import__("json").loads(x["body"])["usage"]["prompt_tokens"])
+        raise RuntimeError(f"lm-eval raised {outcome.error}")
+    sent = sum(int(json.loads(x["body"])["usage"]["prompt_tokens"])
                for x in outcome.exchanges if x["path"].endswith("/completions"))
-    ideal = sent / throughput
 
     # 4. the suite's own scorer on the same questions
     with RecordingClient(base) as client:
@@ -80,18 +73,30 @@ def main() -> int:
         own = e2e.score_independently(client, model, tasks, tokenizer)
         own_seconds = time.perf_counter() - started
     _, stats = e2e.compare(outcome, own)
+    return {
+        "questions": sum(len(d) for d in tasks.docs.values()),
+        "prompt_throughput_tokens_per_s": round(throughput, 1),
+        "lmeval_seconds": round(lmeval_seconds, 1),
+        "lmeval_prompt_tokens": sent,
+        "ideal_seconds": round(sent / throughput, 1),
+        "ideal_over_measured": round(sent / throughput / lmeval_seconds, 2),
+        "own_scorer_seconds": round(own_seconds, 1),
+        "own_scorer_speedup": round(lmeval_seconds / own_seconds, 1),
+        "identical_answers": f"{stats['agreed']}/{stats['compared']}",
+    }
 
-    questions = sum(len(d) for d in tasks.docs.values())
-    print(f"questions                         {questions}")
-    print(f"server prompt throughput          {throughput:8.0f} tokens/s (96 echo requests, 8 at a time)")
-    print(f"lm-eval wall time                 {lmeval_seconds:8.1f} s")
-    print(f"prompt tokens lm-eval sent        {sent:8d}")
-    print(f"ideal time (tokens / throughput)  {ideal:8.1f} s")
-    print(f"ideal / measured                  {ideal / lmeval_seconds:8.2f}")
-    print(f"suite's own scorer                {own_seconds:8.1f} s  "
-          f"({lmeval_seconds / own_seconds:.1f}x faster than lm-eval)")
-    print(f"identical answers                 {stats['agreed']}/{stats['compared']} "
-          f"({stats['undetermined']} undetermined)")
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--tokenizer", required=True)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--per-subject", type=int, default=1)
+    args = parser.parse_args()
+    base = normalise_base_url(args.endpoint)
+    model = args.model or httpx.get(base + "/models").json()["data"][0]["id"]
+    for key, value in measure(base, model, args.tokenizer, args.per_subject).items():
+        print(f"{key:34} {value}")
     return 0
 
 

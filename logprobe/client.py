@@ -45,6 +45,7 @@ class Exchange:
     response_headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     elapsed: float = 0.0
+    started_at: float = 0.0  # time.monotonic() when the (last) attempt began
     transport_error: str | None = None
     truncated: bool = False
     stream: bool = False
@@ -223,6 +224,7 @@ class RecordingClient:
         exchange = Exchange(method=method, url=url, request_json=payload)
         exchange.stream = bool(isinstance(payload, dict) and payload.get("stream"))
         started = time.monotonic()
+        exchange.started_at = started
         # httpx's timeouts bound each read; a server trickling a byte at a time
         # passes them forever, so the whole exchange also has a deadline.
         deadline = started + self.timeout

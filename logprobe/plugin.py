@@ -33,6 +33,7 @@ from logprobe.report.run import RunReport, TestRow
 JUDGEMENT_KEY = pytest.StashKey[Judgement]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 EXPECTATIONS_KEY = pytest.StashKey[list["Expectation"]]()
+CLIENT_KEY = pytest.StashKey[RecordingClient]()
 
 
 def _register_hypothesis_profiles() -> None:
@@ -237,6 +238,7 @@ def api(backend: Backend, request: pytest.FixtureRequest) -> Iterator[RecordingC
         max_connections=request.config.getoption("--concurrency"),
         retries=request.config.getoption("--retries"),
     )
+    request.config.stash[CLIENT_KEY] = client
     yield client
     client.close()
 
@@ -364,7 +366,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     run.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    client = session.config.stash.get(CLIENT_KEY, None)
+    if client is not None:
+        run.traffic = traffic(client.exchanges)
     run.write()
+
+
+def traffic(exchanges: list[Any]) -> dict[str, Any]:
+    """What the run asked of the server: requests, tokens, and time spent waiting on it."""
+    prompt = completion = 0
+    for exchange in exchanges:
+        body = exchange.json if not exchange.stream else None
+        usage = body.get("usage") if isinstance(body, dict) else None
+        if isinstance(usage, dict):
+            prompt += usage.get("prompt_tokens") or 0
+            completion += usage.get("completion_tokens") or 0
+    return {"requests": len(exchanges), "prompt_tokens": prompt, "completion_tokens": completion,
+            "seconds_in_requests": round(sum(e.elapsed for e in exchanges), 2),
+            "seconds_with_a_request_in_flight": round(_busy(exchanges), 2)}
+
+
+def _busy(exchanges: list[Any]) -> float:
+    """The union of the exchanges' time intervals: concurrent requests count once."""
+    spans = sorted((e.started_at, e.started_at + e.elapsed) for e in exchanges if e.started_at)
+    total, end = 0.0, float("-inf")
+    for start, stop in spans:
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

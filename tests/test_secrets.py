@@ -1,4 +1,4 @@
-"""The API key never reaches the report, the terminal output or a reproducer."""
+"""The API key never reaches the report, JUnit XML, the logs, the output or a reproducer."""
 
 from conftest import run_suite
 
@@ -7,7 +7,8 @@ PLANTED = "sk-planted-0123456789abcdef"
 
 def test_api_key_is_never_written(served, tmp_path):
     run = run_suite(served, tmp_path, f"--api-key={PLANTED}", "--fault=null-logprobs",
-                    "-k", "test_lmeval_request_text_prompt")
+                    "-k", "test_lmeval_request_text_prompt", f"--junitxml={tmp_path / 'junit.xml'}")
+    assert (tmp_path / "junit.xml").exists()
     assert run.returncode == 1, run.output[-2000:]
     row = run.report["tests"][0]
     assert row["verdict"] == "IGNORED"

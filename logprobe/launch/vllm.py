@@ -55,6 +55,7 @@ class VllmConfig:
     max_logprobs: int = DEFAULT_MAX_LOGPROBS
     api_key: str | None = None
     gpu: bool | None = None  # None: detect
+    eager: bool = True  # CPU only: False lets torch.compile run (slower to start)
     extra_args: list[str] = field(default_factory=list)
     startup_timeout: float = 600.0
 
@@ -74,6 +75,7 @@ class VllmConfig:
             max_logprobs=self.max_logprobs,
             api_key=self.api_key,
             gpu=gpu_available() if self.gpu is None else self.gpu,
+            eager=self.eager,
             extra_args=list(self.extra_args),
             startup_timeout=self.startup_timeout,
         )
@@ -93,11 +95,9 @@ class VllmConfig:
         if self.served_model_name:
             argv += ["--served-model-name", self.served_model_name]
         if not self.gpu:
-            argv += [
-                "--enforce-eager",
-                "--kv-cache-memory-bytes", str(CPU_KV_CACHE_BYTES),
-                "--dtype", "float32",
-            ]
+            argv += ["--kv-cache-memory-bytes", str(CPU_KV_CACHE_BYTES), "--dtype", "float32"]
+            if self.eager:
+                argv.append("--enforce-eager")
         # The key travels in the environment (VLLM_API_KEY), never on the command
         # line, where `ps` and our own logs would show it.
         argv += self.extra_args

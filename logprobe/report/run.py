@@ -42,6 +42,7 @@ class RunReport:
     finished: str | None = None
     tests: list[TestRow] = field(default_factory=list)
     interrupted: bool = False
+    traffic: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     secrets: tuple[str, ...] = ()
 
@@ -65,6 +66,7 @@ class RunReport:
             "finished": self.finished,
             "interrupted": self.interrupted,
             "summary": self.summary(),
+            "traffic": self.traffic,
             "tests": [row.__dict__ for row in self.tests],
         }
 
