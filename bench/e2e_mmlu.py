@@ -27,7 +27,8 @@ from typing import Any
 import httpx
 
 from logprobe import e2e, mmlu
-from logprobe.client import RecordingClient, normalise_base_url
+from logprobe.client import RecordingClient
+from logprobe.endpoint import preflight
 from logprobe.invariants.lmeval import lmeval_request
 from logprobe.proxy import proxy_process
 
@@ -93,8 +94,8 @@ def main() -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--per-subject", type=int, default=1)
     args = parser.parse_args()
-    base = normalise_base_url(args.endpoint)
-    model = args.model or httpx.get(base + "/models").json()["data"][0]["id"]
+    identity = preflight(args.endpoint, None, args.model)
+    base, model = identity.base_url, identity.model
     for key, value in measure(base, model, args.tokenizer, args.per_subject).items():
         print(f"{key:34} {value}")
     return 0

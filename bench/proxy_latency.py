@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from logprobe.client import normalise_base_url
+from logprobe.endpoint import preflight
 from logprobe.proxy import proxy_process
 
 
@@ -29,8 +29,8 @@ def main() -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--requests", type=int, default=40)
     args = parser.parse_args()
-    base = normalise_base_url(args.endpoint)
-    model = args.model or httpx.get(base + "/models").json()["data"][0]["id"]
+    identity = preflight(args.endpoint, None, args.model)
+    base, model = identity.base_url, identity.model
     proxy, proxy_url = proxy_process(base, Path(tempfile.mkdtemp(prefix="logprobe-bench-")))
     payloads = {
         "completions logprobs=5": ("/completions", {"model": model, "prompt": "Once upon a time",

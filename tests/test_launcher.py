@@ -31,11 +31,16 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def test_stop_kills_the_whole_process_group(tmp_path: Path):
+def _server_with_worker(tmp_path: Path, preamble: str = "") -> ServerProcess:
+    """A small HTTP server that has started a worker process of its own, unstarted."""
     port = free_port()
-    server = ServerProcess([sys.executable, "-c", SERVER_WITH_WORKER, str(port)],
-                           health_url=f"http://127.0.0.1:{port}/", log_path=tmp_path / "log",
-                           startup_timeout=60)
+    return ServerProcess([sys.executable, "-c", preamble + SERVER_WITH_WORKER, str(port)],
+                         health_url=f"http://127.0.0.1:{port}/", log_path=tmp_path / "log",
+                         startup_timeout=60)
+
+
+def test_stop_kills_the_whole_process_group(tmp_path: Path):
+    server = _server_with_worker(tmp_path)
     with server:
         pgid = server.proc.pid
         assert _group_alive(pgid)
@@ -43,11 +48,8 @@ def test_stop_kills_the_whole_process_group(tmp_path: Path):
 
 
 def test_stop_kills_a_server_that_ignores_sigterm(tmp_path: Path):
-    port = free_port()
-    stubborn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + SERVER_WITH_WORKER
-    server = ServerProcess([sys.executable, "-c", stubborn, str(port)],
-                           health_url=f"http://127.0.0.1:{port}/", log_path=tmp_path / "log",
-                           startup_timeout=60)
+    server = _server_with_worker(
+        tmp_path, "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n")
     server.start()
     pgid = server.proc.pid
     server.stop(grace=2)
@@ -64,10 +66,7 @@ def test_a_server_that_dies_at_start_reports_its_log(tmp_path: Path):
 
 
 def test_died_server_is_noticed(tmp_path: Path):
-    port = free_port()
-    server = ServerProcess([sys.executable, "-c", SERVER_WITH_WORKER, str(port)],
-                           health_url=f"http://127.0.0.1:{port}/", log_path=tmp_path / "log",
-                           startup_timeout=60)
+    server = _server_with_worker(tmp_path)
     with server:
         os.kill(server.proc.pid, signal.SIGKILL)
         server.proc.wait()
