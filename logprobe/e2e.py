@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,16 +89,21 @@ def offline_datasets() -> Iterator[None]:
 def run_lmeval(
     base_url: str,
     model: str,
-    taskset: TaskSet,
+    taskset: TaskSet | None,
     *,
     tokenizer: str | None,
+    hub_limit: int | None = None,
     chat: bool = False,
     num_concurrent: int = 4,
     api_key: str | None = None,
     record: Path | None = None,
     seed: int = 1234,
 ) -> LmEvalOutcome:
-    """Run lm-eval's Python API; an exception it raises is returned, never raised."""
+    """Run lm-eval's Python API; an exception it raises is returned, never raised.
+
+    ``taskset`` None runs lm-eval's own ``mmlu`` group from the hub (cais/mmlu,
+    internet needed) with ``hub_limit`` questions per subject.
+    """
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -119,12 +124,15 @@ def run_lmeval(
     if api_key:
         os.environ["OPENAI_API_KEY"] = api_key  # lm-eval reads the key from here
     try:
-        with offline_datasets():
+        offline = taskset is not None
+        with offline_datasets() if offline else nullcontext():
             results = lm_eval.simple_evaluate(
                 model="local-chat-completions" if chat else "local-completions",
                 model_args=model_args,
-                tasks=taskset.tasks,
-                task_manager=TaskManager(include_path=str(taskset.include_path)),
+                tasks=taskset.tasks if offline else ["mmlu"],
+                task_manager=TaskManager(include_path=str(taskset.include_path)) if offline
+                else TaskManager(),
+                limit=None if offline else hub_limit,
                 apply_chat_template=chat,
                 log_samples=True,
                 random_seed=seed,
@@ -155,6 +163,16 @@ class OwnScore:
     def prediction(self) -> int | None:
         known = [(v, i) for i, v in enumerate(self.choice_logprobs) if v is not None]
         return max(known)[1] if known else None
+
+
+def taskset_from_samples(outcome: LmEvalOutcome) -> TaskSet:
+    """The documents lm-eval logged, as a TaskSet: the second opinion for a hub run."""
+    samples = (outcome.results or {}).get("samples", {})
+    docs = {task: [s["doc"] for s in outcome.samples(task)] for task in sorted(samples)}
+    for task, task_docs in docs.items():
+        for doc in task_docs:  # the hub's documents carry their subject; keep the template's
+            doc.setdefault("subject", task.removeprefix("mmlu_"))
+    return TaskSet(Path("."), sorted(docs), docs)
 
 
 def score_independently(
