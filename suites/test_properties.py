@@ -34,8 +34,17 @@ def vocab_size(request: pytest.FixtureRequest) -> int | None:
         return None
 
 
+@pytest.fixture
+def live_backend(backend: Any) -> Any:
+    """The backend, checked alive before hypothesis starts: a dead server is one quick
+    setup error, not hundreds of examples each waiting on refused connections."""
+    backend.check_alive()
+    return backend
+
+
 def _fresh_judge(request: pytest.FixtureRequest, backend: Any) -> Judge:
     """One judgement per example: the report keeps the last one, the shrunk failure."""
+    backend.check_alive()  # the server may die between examples too
     judgement = Judgement()
     request.node.stash[JUDGEMENT_KEY] = judgement
     return Judge(judgement, on_transport_error=backend.check_alive,
@@ -64,8 +73,9 @@ def _judge_valid(judge: Judge, exchange: Exchange) -> None:
 
 
 @given(data=st.data())
-def test_generated_completions(data, api, model, backend, vocab_size, logprobs_limit, request):
-    judge = _fresh_judge(request, backend)
+def test_generated_completions(data, api, model, live_backend, vocab_size, logprobs_limit,
+                               request):
+    judge = _fresh_judge(request, live_backend)
     strategy = completion_requests(model, max_logprobs=logprobs_limit, vocab_size=vocab_size)
     batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
     for exchange in _send_all(api, [("/completions", r) for r in batch]):
@@ -73,8 +83,8 @@ def test_generated_completions(data, api, model, backend, vocab_size, logprobs_l
 
 
 @given(data=st.data())
-def test_generated_chat(data, api, model, backend, request):
-    judge = _fresh_judge(request, backend)
+def test_generated_chat(data, api, model, live_backend, request):
+    judge = _fresh_judge(request, live_backend)
     batch = data.draw(st.lists(chat_requests(model), min_size=BATCH, max_size=BATCH),
                       label="requests")
     for exchange in _send_all(api, [("/chat/completions", r) for r in batch]):
@@ -82,8 +92,8 @@ def test_generated_chat(data, api, model, backend, request):
 
 
 @given(data=st.data())
-def test_generated_invalid_requests(data, api, model, backend, logprobs_limit, request):
-    judge = _fresh_judge(request, backend)
+def test_generated_invalid_requests(data, api, model, live_backend, logprobs_limit, request):
+    judge = _fresh_judge(request, live_backend)
     batch = data.draw(st.lists(invalid_requests(model, logprobs_limit), min_size=BATCH,
                                max_size=BATCH), label="requests")
     exchanges = _send_all(api, batch)
