@@ -235,35 +235,39 @@ def nan_literal(path: str, request: dict[str, Any], body: Any) -> Any:
 
 
 def logprobs_after_temperature(path: str, request: dict[str, Any], body: Any) -> Any:
-    """Return temperature-scaled, renormalised logprobs (SGLang, TGI): legal, and INFO."""
+    """Return temperature-scaled, renormalised logprobs (SGLang, TGI): legal, and INFO.
+
+    Like such servers: a temperature below 1e-5 is greedy (values untouched), and
+    values are floored at -9999. Alternatives are renormalised by position, never
+    through their token strings, which can repeat (partial characters).
+    """
     t = request.get("temperature")
-    if not isinstance(t, int | float) or t <= 0 or t == 1:
+    if not isinstance(t, int | float) or t < 1e-5 or t == 1:
         return body
 
-    def rescale(values: dict[str, float]) -> dict[str, float]:
-        scaled = {k: v / t for k, v in values.items() if isinstance(v, float | int)}
-        if not scaled:
-            return values
-        top = max(scaled.values())
-        norm = top + math.log(sum(math.exp(v - top) for v in scaled.values()))
-        return {k: v - norm for k, v in scaled.items()}
+    def rescale(values: list[float]) -> tuple[list[float], float]:
+        scaled = [v / t for v in values]
+        top = max(scaled)
+        norm = top + math.log(sum(math.exp(v - top) for v in scaled))
+        return [max(v - norm, -9999.0) for v in scaled], norm
 
+    for _, lp in _each_completion_logprobs(body):
+        for p, (token, top) in enumerate(zip(lp["tokens"], lp["top_logprobs"], strict=False)):
+            if isinstance(top, dict) and top:
+                new, _ = rescale(list(top.values()))
+                lp["top_logprobs"][p] = dict(zip(top, new, strict=True))
+                if token in top:
+                    lp["token_logprobs"][p] = lp["top_logprobs"][p][token]
     for choice in _choices(body):
-        lp = _completion_logprobs(choice)
-        if lp is not None:
-            for p, (token, top) in enumerate(zip(lp["tokens"], lp["top_logprobs"], strict=False)):
-                if isinstance(top, dict) and top:
-                    new = rescale(top)
-                    lp["top_logprobs"][p] = new
-                    if token in new:
-                        lp["token_logprobs"][p] = new[token]
         for entry in _chat_content(choice):
-            alts = entry.get("top_logprobs") or []
-            new = rescale({a["token"]: a["logprob"] for a in alts})
-            for alt in alts:
-                alt["logprob"] = new.get(alt["token"], alt["logprob"])
-            if entry.get("token") in new:
-                entry["logprob"] = new[entry["token"]]
+            alts = [a for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
+            if not alts:
+                continue
+            new, norm = rescale([a["logprob"] for a in alts])
+            for alt, value in zip(alts, new, strict=True):
+                alt["logprob"] = value
+            if isinstance(entry.get("logprob"), float | int):
+                entry["logprob"] = max(entry["logprob"] / t - norm, -9999.0)
     return body
 
 

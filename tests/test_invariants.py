@@ -323,3 +323,15 @@ def test_stop_string_tokens_are_reported_not_failed():
     response["choices"][0]["text"] = ".\n"
     response["choices"][0]["logprobs"]["text_offset"] = [0, 3]
     assert "TXT-003" in ids(text.check_completions_text(request, response))
+
+
+@pytest.mark.parametrize("temperature", [1.7, 0.3, 2.2250738585072014e-308])
+def test_processed_logprobs_fault_is_legal_at_any_temperature(temperature):
+    # The fault models a legal mode: its output must stay valid for every check.
+    for path, name in ((COMPLETIONS, "completions_logprobs5"), (CHAT, "chat_logprobs_top3")):
+        request, _, response = exchange(VLLM, name)
+        request["temperature"] = temperature
+        scaled = faults.logprobs_after_temperature(path, request, response)
+        found = values.check_logprob_values(request, scaled) + \
+            values.check_alternatives(request, scaled)
+        assert ids(found, Level.MUST) == set(), [v.render() for v in found]
