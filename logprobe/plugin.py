@@ -249,8 +249,8 @@ def model(backend: Backend) -> str:
 
 
 @pytest.fixture(scope="session")
-def tokenizer(backend: Backend, request: pytest.FixtureRequest) -> Any:
-    """The served model's tokenizer; skips the test when none is known."""
+def tokenizer_source(backend: Backend, request: pytest.FixtureRequest) -> str | None:
+    """Where the served model's tokenizer comes from: --tokenizer, or what we booted."""
     source = request.config.getoption("--tokenizer")
     if source is None and backend.process is not None:
         source = request.config.getoption("--serve-model")
@@ -258,6 +258,13 @@ def tokenizer(backend: Backend, request: pytest.FixtureRequest) -> Any:
             from logprobe.launch.model import embedded_model_dir
 
             source = str(embedded_model_dir())
+    return source
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tokenizer_source: str | None) -> Any:
+    """The served model's tokenizer; skips the test when none is known."""
+    source = tokenizer_source
     if source is None:
         pytest.skip("needs the served model's tokenizer: pass --tokenizer")
     try:

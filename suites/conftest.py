@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cases import chat, completion
 
 from logprobe.client import Exchange, RecordingClient
+
+
+@pytest.fixture(scope="session")
+def optional_tokenizer(request: pytest.FixtureRequest) -> Any:
+    """The served model's tokenizer when one is known, else None (checks fall back to text)."""
+    try:
+        return request.getfixturevalue("tokenizer")
+    except pytest.skip.Exception:
+        return None
 
 
 @pytest.fixture(scope="session")

@@ -34,16 +34,6 @@ def mmlu_tasks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     return mmlu.write_tasks(chosen, tmp_path_factory.mktemp("mmlu"))
 
 
-@pytest.fixture(scope="session")
-def tokenizer_source(backend, request) -> str | None:
-    source = request.config.getoption("--tokenizer")
-    if source is None and backend.process is not None:
-        from logprobe.launch.model import embedded_model_dir
-
-        source = request.config.getoption("--serve-model") or str(embedded_model_dir())
-    return source
-
-
 def _recording_proxy(upstream: str, folder: Path):
     from logprobe.proxy import proxy_process
 

@@ -35,9 +35,10 @@ def test_lmeval_request_token_ids(api, model, tokenizer, judge):
                    (lmeval.check_lmeval_response, [len(ids)]), feature="echo with logprobs")
 
 
-def test_lmeval_request_batch_text(api, model, judge, request):
+def test_lmeval_request_batch_text(api, model, judge, optional_tokenizer):
     exchange = api.completions(lmeval.lmeval_request(model, LMEVAL_BATCH))
-    lengths = _lengths(request, LMEVAL_BATCH)
+    lengths = [len(optional_tokenizer.encode(p, add_special_tokens=False)) for p in LMEVAL_BATCH] \
+        if optional_tokenizer else None
     judge.response(exchange, shape.check_completions_shape, (lmeval.check_lmeval_response, lengths),
                    (echo.check_echo, lengths), feature="a list of prompts with echo")
 
@@ -48,14 +49,6 @@ def test_lmeval_request_batch_token_ids(api, model, tokenizer, judge):
     judge.response(exchange, shape.check_completions_shape,
                    (lmeval.check_lmeval_response, [len(ids) for ids in batch]),
                    feature="a list of token-id prompts with echo")
-
-
-def _lengths(request: pytest.FixtureRequest, prompts: list[str]) -> list[int] | None:
-    try:
-        tok = request.getfixturevalue("tokenizer")
-    except pytest.skip.Exception:
-        return None
-    return [len(tok.encode(p, add_special_tokens=False)) for p in prompts]
 
 
 class Context:
@@ -78,14 +71,6 @@ class Context:
             pytest.skip(f"the continuation {continuation!r} does not retokenize into the same "
                         "tokens with this tokenizer")
         return ids
-
-
-@pytest.fixture
-def optional_tokenizer(request: pytest.FixtureRequest) -> Any:
-    try:
-        return request.getfixturevalue("tokenizer")
-    except pytest.skip.Exception:
-        return None
 
 
 def _generate(api, model, judge, context: Context, prefix: list[str], n: int):

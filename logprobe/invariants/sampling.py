@@ -151,7 +151,7 @@ def check_choices_own_logprobs(request: dict[str, Any], response: Any) -> list[V
     found = []
     cs = choices(response)
     n = request.get("n", 1)
-    if isinstance(n, int) and len(cs) != n * max(1, 1):
+    if isinstance(n, int) and len(cs) != n:
         found.append(Violation(SMP_004, "wrong number of choices", expected=n, actual=len(cs)))
     seen: dict[tuple[Any, ...], int] = {}
     for choice in cs:
