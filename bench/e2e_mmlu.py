@@ -35,9 +35,9 @@ from logprobe.proxy import proxy_process
 
 def measure(base: str, model: str, tokenizer_dir: str, per_subject: int = 1) -> dict[str, Any]:
     """All the figures of this benchmark, measured against one server in one run."""
-    from transformers import AutoTokenizer
+    from logprobe.tokenizer import load_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = load_tokenizer(tokenizer_dir)
     folder = Path(tempfile.mkdtemp(prefix="logprobe-bench-"))
     tasks = mmlu.write_tasks(mmlu.stratified(mmlu.load_questions(), per_subject), folder)
 

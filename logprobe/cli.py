@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from logprobe.faults import FAULTS, resolve
+from logprobe.launch.backends import LAUNCHERS
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="logprobe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="boot the embedded server (or --serve-model) until Ctrl-C")
-    serve.add_argument("--port", type=int, default=0)
-    serve.add_argument("--serve-model", default=None, help="hub id or local path (default: SmolLM2)")
+    serve = sub.add_parser("serve", help="boot a backend on the embedded model (or --serve-model) "
+                           "until Ctrl-C")
+    serve.add_argument("--backend", default="vllm", choices=sorted(LAUNCHERS))
+    serve.add_argument("--serve-model", default=None,
+                       help="hub id or local path (default: SmolLM2, as a GGUF for llama-cpp)")
+    serve.add_argument("--serve-command", default=None,
+                       help="--backend command: a command line with {port} and {model}")
+    serve.add_argument("--serve-ready-url", default=None,
+                       help="--backend command: the URL that answers 200 once it is ready")
     serve.add_argument("--log-dir", default=None)
 
     proxy = sub.add_parser("proxy", help="a fault-injection proxy in front of a real server")
@@ -56,22 +64,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from logprobe.launch.backends import LauncherUnavailable, LaunchRequest, launch
     from logprobe.launch.model import ModelPreparationError
     from logprobe.launch.process import ServerStartError
-    from logprobe.launch.vllm import VllmConfig, vllm_server
 
     log_dir = Path(args.log_dir) if args.log_dir else Path(tempfile.mkdtemp(prefix="logprobe-"))
     try:
-        process, resolved = vllm_server(VllmConfig(model=args.serve_model, port=args.port), log_dir)
-        print(f"logprobe: starting vLLM (log: {process.log_path})", flush=True)
+        booted = launch(LaunchRequest(backend=args.backend, log_dir=log_dir, model=args.serve_model,
+                                      api_key=os.environ.get("OPENAI_API_KEY") or None,
+                                      command=args.serve_command, ready_url=args.serve_ready_url))
+        process = booted.process
+        print(f"logprobe: starting {process.name} (log: {process.log_path})", flush=True)
         with process:
-            print(f"logprobe: serving {resolved.served_model_name or resolved.model} at "
-                  f"{resolved.base_url} (ready in {process.ready_seconds:.0f} s); Ctrl-C stops it",
-                  flush=True)
+            print(f"logprobe: serving {booted.model or 'its model'} at {booted.base_url} "
+                  f"(ready in {process.ready_seconds:.0f} s); Ctrl-C stops it", flush=True)
             while process.alive():
                 process.proc.wait()  # type: ignore[union-attr]
             process.check_alive()
-    except (ModelPreparationError, ServerStartError, RuntimeError) as exc:
+    except (LauncherUnavailable, ModelPreparationError, ServerStartError, RuntimeError) as exc:
         print(f"logprobe: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -60,6 +60,8 @@ class Judgement:
     violations: list[Violation] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     expected: list[tuple[Violation, Expectation]] = field(default_factory=list)
+    # Measurements a report draws (e.g. echo against teacher-forced logprobs), plain JSON.
+    data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def level(self) -> Level | None:

@@ -11,29 +11,28 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from logprobe.backend import Backend, BackendOptions, open_backend
 from logprobe.client import RecordingClient
-from logprobe.endpoint import (
-    EXIT_ENDPOINT_UNUSABLE,
-    EXIT_SERVER_START_FAILED,
-    BackendIdentity,
-    EndpointUnusable,
-    preflight,
-)
+from logprobe.endpoint import EXIT_ENDPOINT_UNUSABLE, EXIT_SERVER_START_FAILED, EndpointUnusable
 from logprobe.expectations import Expectation
 from logprobe.invariants.core import Level, Verdict
 from logprobe.judge import ConformanceFailure, Judge, Judgement
-from logprobe.launch.process import ServerDiedError, ServerProcess, ServerStartError
+from logprobe.launch.process import ServerDiedError, ServerStartError
 from logprobe.report.run import RunReport, TestRow
 
 JUDGEMENT_KEY = pytest.StashKey[Judgement]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 EXPECTATIONS_KEY = pytest.StashKey[list["Expectation"]]()
 CLIENT_KEY = pytest.StashKey[RecordingClient]()
+BACKEND_KEY = pytest.StashKey[Backend]()
+TRAFFIC_CURSOR_KEY = pytest.StashKey[int]()
+WORKER_BACKEND = "logprobe_backend"  # key of the backend's description in xdist's workerinput
 
 
 def _register_hypothesis_profiles() -> None:
@@ -68,10 +67,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tokenizer", default=None,
                     help="HF tokenizer id or folder, for checks that build token-id prompts")
     group.addoption("--serve", default="vllm",
-                    help="backend to boot when no --endpoint is given (default: vllm)")
+                    help="backend to boot when no --endpoint is given: vllm, llama-cpp, "
+                    "transformers or command (default: vllm)")
     group.addoption("--serve-model", default=None,
                     help="model for the booted server: a hub id or local path, passed as is "
-                    "(default: the embedded SmolLM2-135M-Instruct)")
+                    "(default: the embedded SmolLM2-135M-Instruct, as a GGUF for llama-cpp)")
+    group.addoption("--serve-command", default=None,
+                    help="--serve command: the server's command line, with {port} and {model} "
+                    "placeholders, e.g. 'python -m sglang.launch_server --model-path {model} "
+                    "--port {port}'")
+    group.addoption("--serve-ready-url", default=None,
+                    help="--serve command: the URL that answers 200 once it is ready "
+                    "(default: http://127.0.0.1:{port}/v1/models)")
     group.addoption("--backend-name", default=None, help="name of the backend in reports")
     group.addoption("--report-dir", default=None, help="write DIR/run.json (and server logs)")
     group.addoption("--request-timeout", type=float, default=120.0,
@@ -113,6 +120,10 @@ def pytest_configure(config: pytest.Config) -> None:
     report.secrets = (key,) if key else ()
     config.stash[REPORT_KEY] = report
     config.stash[EXPECTATIONS_KEY] = _load_expectations(config)
+    if hasattr(config, "workerinput"):
+        report.path = None  # an xdist worker: the controller writes run.json
+    else:
+        config.pluginmanager.register(RunCollector(config), "logprobe-run-collector")
 
 
 def _load_expectations(config: pytest.Config) -> list[Expectation]:
@@ -137,96 +148,77 @@ def _api_key(config: pytest.Config) -> str | None:
     return config.getoption("--api-key", default=None) or os.environ.get("OPENAI_API_KEY") or None
 
 
-class Backend:
-    """The server under test, and the process behind it when we booted it."""
+def _backend_options(config: pytest.Config) -> BackendOptions:
+    return BackendOptions(
+        endpoint=config.getoption("--endpoint"), api_key=_api_key(config),
+        model=config.getoption("--model"), serve=config.getoption("--serve"),
+        serve_model=config.getoption("--serve-model"),
+        serve_command=config.getoption("--serve-command"),
+        serve_ready_url=config.getoption("--serve-ready-url"),
+        tokenizer=config.getoption("--tokenizer"), faults=config.getoption("--fault"),
+        log_dir=_log_dir(config))
 
-    def __init__(self, identity: BackendIdentity, process: ServerProcess | None):
-        self.identity = identity
-        self.process = process
 
-    def check_alive(self) -> None:
-        if self.process is not None:
-            self.process.check_alive()
+def _open_backend(config: pytest.Config) -> Backend:
+    """Open the backend or end the run with one line and a distinct exit code."""
+    from logprobe.launch.backends import LauncherUnavailable
+    from logprobe.launch.model import ModelPreparationError
+
+    try:
+        backend = open_backend(_backend_options(config))
+    except EndpointUnusable as exc:
+        pytest.exit(f"logprobe: endpoint unusable: {exc}", returncode=EXIT_ENDPOINT_UNUSABLE)
+    except ServerStartError as exc:
+        pytest.exit(f"logprobe: the server did not start: {exc}", returncode=EXIT_SERVER_START_FAILED)
+    except (LauncherUnavailable, ModelPreparationError) as exc:
+        pytest.exit(f"logprobe: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    except ValueError as exc:  # an unknown fault name
+        pytest.exit(f"logprobe: the fault proxy did not start: {exc}",
+                    returncode=EXIT_SERVER_START_FAILED)
+    report = config.stash[REPORT_KEY]
+    report.backend = backend.describe(config.getoption("--backend-name"))
+    report.write()
+    return backend
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return config.pluginmanager.has_plugin("dsession")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under pytest-xdist the controller opens the backend once, before any worker starts."""
+    config = session.config
+    if _is_xdist_controller(config) and not config.getoption("collectonly"):
+        config.stash[BACKEND_KEY] = _open_backend(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    backend = node.config.stash.get(BACKEND_KEY, None)
+    if backend is not None:
+        node.workerinput[WORKER_BACKEND] = backend.for_worker()
 
 
 @pytest.fixture(scope="session")
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """The endpoint under test: ``--endpoint`` if given, else a server booted for the session."""
+    """The endpoint under test: ``--endpoint`` if given, else a server booted for the session
+    (by the xdist controller when there are workers)."""
     config = request.config
-    api_key = _api_key(config)
-    model = config.getoption("--model")
-    report = config.stash[REPORT_KEY]
-    endpoint = config.getoption("--endpoint")
-    process: ServerProcess | None = None
+    shared = getattr(config, "workerinput", {}).get(WORKER_BACKEND)
+    if shared is not None:
+        yield Backend.from_controller(shared)
+        return
+    backend = _open_backend(config)
     try:
-        if endpoint:
-            identity = preflight(endpoint, api_key, model)
-        else:
-            process, base_url, served = _boot(config, api_key)
-            identity = preflight(base_url, api_key, model or served)
-            identity.booted = config.getoption("--serve")
-    except EndpointUnusable as exc:
-        if process is not None:
-            process.stop()
-        pytest.exit(f"logprobe: endpoint unusable: {exc}", returncode=EXIT_ENDPOINT_UNUSABLE)
-    except ServerStartError as exc:
-        pytest.exit(f"logprobe: the server did not start: {exc}", returncode=EXIT_SERVER_START_FAILED)
-    proxy: ServerProcess | None = None
-    fault_names = config.getoption("--fault")
-    if fault_names:
-        try:
-            proxy, identity.base_url = _start_proxy(identity.base_url, fault_names, config)
-        except (ValueError, ServerStartError) as exc:
-            if process is not None:
-                process.stop()
-            pytest.exit(f"logprobe: the fault proxy did not start: {exc}",
-                        returncode=EXIT_SERVER_START_FAILED)
-    report.backend = identity.as_dict()
-    report.backend["faults"] = fault_names.split(",") if fault_names else []
-    report.backend["name"] = config.getoption("--backend-name") or identity.booted or identity.base_url
-    if process is not None:
-        report.backend["ready_seconds"] = round(process.ready_seconds or 0.0, 1)
-        report.backend["server_log"] = str(process.log_path)
-        report.backend["server_pid"] = process.proc.pid if process.proc else None
-    report.write()
-    try:
-        yield Backend(identity, process)
+        yield backend
     finally:
-        if proxy is not None:
-            proxy.stop()
-        if process is not None:
-            process.stop()
-
-
-def _start_proxy(upstream: str, fault_names: str, config: pytest.Config) -> tuple[ServerProcess, str]:
-    from logprobe.proxy import proxy_process
-
-    proxy, base_url = proxy_process(upstream, _log_dir(config), faults=fault_names)
-    proxy.start()
-    return proxy, base_url
+        backend.stop()
 
 
 def _log_dir(config: pytest.Config) -> Path:
     report_dir = config.getoption("--report-dir")
     return Path(report_dir) if report_dir else Path(tempfile.mkdtemp(prefix="logprobe-"))
-
-
-def _boot(config: pytest.Config, api_key: str | None) -> tuple[ServerProcess, str, str | None]:
-    from logprobe.launch.model import ModelPreparationError
-    from logprobe.launch.vllm import VllmConfig, vllm_server
-
-    backend_name = config.getoption("--serve")
-    if backend_name != "vllm":
-        raise pytest.UsageError(f"--serve {backend_name}: unknown backend (known: vllm)")
-    log_dir = _log_dir(config)
-    try:
-        process, resolved = vllm_server(
-            VllmConfig(model=config.getoption("--serve-model"), api_key=api_key), log_dir
-        )
-    except ModelPreparationError as exc:
-        raise pytest.UsageError(str(exc)) from exc
-    process.start()
-    return process, resolved.base_url, resolved.served_model_name or resolved.model
 
 
 @pytest.fixture(scope="session")
@@ -249,16 +241,9 @@ def model(backend: Backend) -> str:
 
 
 @pytest.fixture(scope="session")
-def tokenizer_source(backend: Backend, request: pytest.FixtureRequest) -> str | None:
+def tokenizer_source(backend: Backend) -> str | None:
     """Where the served model's tokenizer comes from: --tokenizer, or what we booted."""
-    source = request.config.getoption("--tokenizer")
-    if source is None and backend.process is not None:
-        source = request.config.getoption("--serve-model")
-        if source is None:
-            from logprobe.launch.model import embedded_model_dir
-
-            source = str(embedded_model_dir())
-    return source
+    return backend.tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -267,11 +252,12 @@ def tokenizer(tokenizer_source: str | None) -> Any:
     source = tokenizer_source
     if source is None:
         pytest.skip("needs the served model's tokenizer: pass --tokenizer")
+    from logprobe.tokenizer import load_tokenizer
+
     try:
-        from transformers import AutoTokenizer
+        return load_tokenizer(source)
     except ImportError:
-        pytest.skip("--tokenizer needs the transformers package")
-    return AutoTokenizer.from_pretrained(source)
+        pytest.skip("--tokenizer needs the tokenizers or transformers package")
 
 
 @pytest.fixture
@@ -325,6 +311,8 @@ def pytest_runtest_makereport_concise(
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    if report.when == "teardown":
+        report.logprobe_traffic = _new_traffic(item.config)
     judgement = item.stash.get(JUDGEMENT_KEY, None)
     if judgement is None and not isinstance(getattr(call.excinfo, "value", None), ServerDiedError):
         return report  # not a conformance test (e.g. the project's own tests)
@@ -333,9 +321,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _new_traffic(config: pytest.Config) -> list[list[float]]:
+    """The exchanges sent since the last report, as plain spans that cross to the xdist
+    controller: [started (monotonic, one clock machine-wide), elapsed, prompt, completion]."""
+    client = config.stash.get(CLIENT_KEY, None)
+    if client is None:
+        return []
+    start = config.stash.get(TRAFFIC_CURSOR_KEY, 0)
+    config.stash[TRAFFIC_CURSOR_KEY] = len(client.exchanges)
+    return [_span(exchange) for exchange in client.exchanges[start:]]
+
+
+def _span(exchange: Any) -> list[float]:
+    body = exchange.json if not exchange.stream else None
+    usage = body.get("usage") if isinstance(body, dict) else None
+    usage = usage if isinstance(usage, dict) else {}
+    return [exchange.started_at, exchange.elapsed, usage.get("prompt_tokens") or 0,
+            usage.get("completion_tokens") or 0]
+
+
 def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None],
             judgement: Judgement) -> None:
-    run = item.config.stash[REPORT_KEY]
+    """Attach the test's run.json row to its report: the collector (in this process, or
+    in the xdist controller once the report crossed over) adds it to the run."""
     exc = call.excinfo.value if call.excinfo else None
     if report.passed:
         verdict, message = Verdict.PASS, ""
@@ -349,7 +357,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     else:
         verdict, message = Verdict.ERROR, f"{type(exc).__name__}: {exc}" if exc else "error"
     level = judgement.level
-    run.add(TestRow(
+    report.logprobe_row = asdict(TestRow(
         nodeid=item.nodeid,
         invariants=sorted(judgement.invariants),
         level=level.value if level else None,
@@ -364,40 +372,68 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
         duration_s=round(report.duration, 3),
         retries=sum(len(e.retries) for e in judgement.exchanges),
         exchanges=[e.to_record() for e in judgement.exchanges[:6]],
+        data=judgement.data,
     ))
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    run = session.config.stash.get(REPORT_KEY, None)
-    if run is None or not run.tests:
+class RunCollector:
+    """Builds run.json from test reports, where every report ends up: in this process, or in
+    the xdist controller (workers only attach rows and traffic to their reports)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.spans: list[list[float]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        row = getattr(report, "logprobe_row", None)
+        if row is not None:
+            self.config.stash[REPORT_KEY].add(TestRow(**row))
+        self.spans.extend(getattr(report, "logprobe_traffic", None) or [])
+
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        run = self.config.stash[REPORT_KEY]
+        _junit_properties(self.config, run.backend)
+        backend = self.config.stash.get(BACKEND_KEY, None)
+        if backend is not None:  # the xdist controller's, once every worker is done
+            backend.stop()
+        if not run.tests:
+            return
+        run.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        run.traffic = traffic(self.spans)
+        run.write()
+
+
+def _junit_properties(config: pytest.Config, backend: dict[str, Any]) -> None:
+    """The backend's identity as <properties> of pytest's own --junitxml report."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pytest moved it: the JUnit file just lacks the properties
         return
-    run.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-    client = session.config.stash.get(CLIENT_KEY, None)
-    if client is not None:
-        run.traffic = traffic(client.exchanges)
-    run.write()
+    xml = config.stash.get(xml_key, None)
+    if xml is None or not backend:
+        return
+    for name in ("name", "base_url", "model", "server_version", "booted", "faults"):
+        value = backend.get(name)
+        if value:
+            xml.add_global_property(f"logprobe.backend.{name}",
+                                    ",".join(value) if isinstance(value, list) else str(value))
 
 
-def traffic(exchanges: list[Any]) -> dict[str, Any]:
+def traffic(spans: list[list[float]]) -> dict[str, Any]:
     """What the run asked of the server: requests, tokens, and time spent waiting on it."""
-    prompt = completion = 0
-    for exchange in exchanges:
-        body = exchange.json if not exchange.stream else None
-        usage = body.get("usage") if isinstance(body, dict) else None
-        if isinstance(usage, dict):
-            prompt += usage.get("prompt_tokens") or 0
-            completion += usage.get("completion_tokens") or 0
-    return {"requests": len(exchanges), "prompt_tokens": prompt, "completion_tokens": completion,
-            "seconds_in_requests": round(sum(e.elapsed for e in exchanges), 2),
-            "seconds_with_a_request_in_flight": round(_busy(exchanges), 2)}
+    return {"requests": len(spans), "prompt_tokens": int(sum(s[2] for s in spans)),
+            "completion_tokens": int(sum(s[3] for s in spans)),
+            "seconds_in_requests": round(sum(s[1] for s in spans), 2),
+            "seconds_with_a_request_in_flight": round(_busy(spans), 2)}
 
 
-def _busy(exchanges: list[Any]) -> float:
+def _busy(spans: list[list[float]]) -> float:
     """The union of the exchanges' time intervals: concurrent requests count once."""
-    spans = sorted((e.started_at, e.started_at + e.elapsed) for e in exchanges if e.started_at)
+    intervals = sorted((s[0], s[0] + s[1]) for s in spans if s[0])
     total, end = 0.0, float("-inf")
-    for start, stop in spans:
+    for start, stop in intervals:
         if stop > end:
             total += stop - max(start, end)
             end = stop

@@ -100,14 +100,26 @@ def _judge_echo(api, model, judge, context, continuation, teacher, greedy, ctxle
         if echoed != continuation and "".join(echoed) == "".join(continuation):
             pytest.skip("the text prompt retokenized differently at the context boundary; "
                         "pass --tokenizer to send token ids as lm-eval does")
+    entries = (first_logprobs(body) or {}).get("token_logprobs") or []
+    judge.judgement.data["echo_vs_teacher"] = {
+        "teacher": list(teacher), "echo": entries[ctxlen:ctxlen + len(continuation)]}
     judge.record([exchange, *sources], lmeval.check_continuation.invariants,
                  lmeval.check_continuation(body, ctxlen, teacher, greedy, continuation)
                  + shape.check_completions_shape(exchange.request_json, body))
 
 
+@pytest.fixture(params=["text", "token-ids"])
+def prompt_form(request: pytest.FixtureRequest) -> Any:
+    """lm-eval sends text prompts (tokenizer_backend=None) or token ids (a tokenizer known):
+    the tokenizer to build id prompts with, or None for text."""
+    if request.param == "text":
+        return None
+    return request.getfixturevalue("tokenizer")
+
+
 @pytest.mark.parametrize("text", LMEVAL_CONTEXTS)
-def test_echo_matches_teacher_forcing_greedy(text, api, model, judge, optional_tokenizer):
-    context = Context(text, optional_tokenizer)
+def test_echo_matches_teacher_forcing_greedy(text, api, model, judge, prompt_form):
+    context = Context(text, prompt_form)
     generation, logprobs = _generate(api, model, judge, context, [], CONTINUATION_TOKENS)
     continuation = logprobs["tokens"]
     if context.ids is not None:
@@ -118,9 +130,9 @@ def test_echo_matches_teacher_forcing_greedy(text, api, model, judge, optional_t
 
 
 @pytest.mark.parametrize("text", LMEVAL_CONTEXTS)
-def test_echo_matches_teacher_forcing_non_greedy(text, api, model, judge, optional_tokenizer):
+def test_echo_matches_teacher_forcing_non_greedy(text, api, model, judge, prompt_form):
     """A continuation whose first token is the runner-up: lm-eval must call it not greedy."""
-    context = Context(text, optional_tokenizer)
+    context = Context(text, prompt_form)
     first, logprobs = _generate(api, model, judge, context, [], 1)
     greedy_token = logprobs["tokens"][0]
     ranked = sorted(logprobs["top_logprobs"][0].items(), key=lambda kv: -kv[1])

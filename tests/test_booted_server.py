@@ -1,5 +1,6 @@
 """The suite booting its own server (no --endpoint), as the README's first command does:
-a server killed mid-run, and a run interrupted, lose nothing and leave no process behind."""
+a server killed mid-run, and a run interrupted, lose nothing and leave no process behind,
+in one process and with pytest-xdist workers (the controller boots, workers watch the pid)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ import pytest
 from conftest import ROOT
 
 
-def _start_suite(report_dir: Path) -> subprocess.Popen[str]:
+def _start_suite(report_dir: Path, workers: int = 0) -> subprocess.Popen[str]:
+    """The suite in its own process group, so that its workers can be looked for afterwards."""
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:randomly",
-         f"--report-dir={report_dir}"],
+         f"-n={workers}", f"--report-dir={report_dir}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
     )
 
 
@@ -49,8 +52,8 @@ def _group_gone(pgid: int, within: float) -> bool:
     return False
 
 
-def test_server_killed_mid_run(tmp_path: Path):
-    suite = _start_suite(tmp_path)
+def test_server_killed_mid_run_under_xdist(tmp_path: Path):
+    suite = _start_suite(tmp_path, workers=2)
     report = _wait_for_tests(tmp_path, 5, suite)
     pid = report["backend"]["server_pid"]
     os.killpg(pid, signal.SIGKILL)
@@ -62,16 +65,19 @@ def test_server_killed_mid_run(tmp_path: Path):
     assert all(t["verdict"] == "ERROR" for t in after), [t["verdict"] for t in after]
     assert any("died" in t["message"] for t in after)
     assert _group_gone(pid, within=15)
+    assert _group_gone(suite.pid, within=15), "xdist workers outlived the run"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_run_tears_the_server_down(signum: int, tmp_path: Path):
-    suite = _start_suite(tmp_path)
+@pytest.mark.parametrize(("signum", "workers"), [(signal.SIGINT, 0), (signal.SIGTERM, 2)],
+                         ids=["SIGINT", "SIGTERM-xdist"])
+def test_interrupted_run_tears_the_server_down(signum: int, workers: int, tmp_path: Path):
+    suite = _start_suite(tmp_path, workers)
     report = _wait_for_tests(tmp_path, 3, suite)
     pid = report["backend"]["server_pid"]
     suite.send_signal(signum)
     suite.communicate(timeout=60)
     assert _group_gone(pid, within=15), "the server's process group outlived the interrupted run"
+    assert _group_gone(suite.pid, within=15), "the suite's workers outlived the interrupted run"
     final = json.loads((tmp_path / "run.json").read_text())
     assert len(final["tests"]) >= 3
     if signum == signal.SIGINT:

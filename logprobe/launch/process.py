@@ -139,7 +139,8 @@ class ServerProcess:
                         f"last lines of {self.log_path}:\n{tail(self.log_path)}"
                     )
                 try:
-                    if client.get(self.health_url).status_code == 200:
+                    # 401: up, and asking for the key we hold (a keyed server's /v1/models)
+                    if client.get(self.health_url).status_code in (200, 401):
                         self.ready_seconds = time.monotonic() - started
                         return
                 except httpx.HTTPError:

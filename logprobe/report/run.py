@@ -33,6 +33,7 @@ class TestRow:
     duration_s: float = 0.0
     retries: int = 0  # retried attempts (429, 503, failed connections) across the exchanges
     exchanges: list[dict[str, Any]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # measurements a report may draw
 
 
 @dataclass

@@ -1,0 +1,146 @@
+"""The server under test for one run: found or booted once, shared by every worker.
+
+A run either points at ``--endpoint`` or boots a server (``--serve NAME``),
+optionally behind the fault proxy. Under pytest-xdist the controller opens
+the backend once and hands its description to the workers, which watch the
+server's process by pid: one boot per run however many workers there are.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logprobe.endpoint import BackendIdentity, preflight
+from logprobe.launch.process import ServerDiedError, ServerProcess, tail
+
+
+class WatchedProcess:
+    """A server another process started (the xdist controller): alive or not, by pid."""
+
+    def __init__(self, pid: int, log_path: Path, name: str):
+        self.pid = pid
+        self.log_path = log_path
+        self.name = name
+
+    def alive(self) -> bool:
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        return state not in ("Z", "X")  # a zombie is dead, its parent just has not reaped it
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            raise ServerDiedError(f"{self.name} died.\nlast lines of {self.log_path}:\n"
+                                  f"{tail(self.log_path)}")
+
+
+@dataclass
+class Backend:
+    """The endpoint under test, the processes we started for it, and its tokenizer if known."""
+
+    identity: BackendIdentity
+    process: ServerProcess | WatchedProcess | None = None
+    proxy: ServerProcess | None = None
+    tokenizer: str | None = None
+    faults: list[str] = field(default_factory=list)
+
+    def check_alive(self) -> None:
+        if self.process is not None:
+            self.process.check_alive()
+
+    def stop(self) -> None:
+        """Stop what this process started (a worker's watched server is not its own)."""
+        if self.proxy is not None:
+            self.proxy.stop()
+        if isinstance(self.process, ServerProcess):
+            self.process.stop()
+
+    def describe(self, name: str | None) -> dict[str, Any]:
+        """The backend as run.json records it."""
+        out = self.identity.as_dict()
+        out["faults"] = list(self.faults)
+        out["name"] = name or self.identity.booted or self.identity.base_url
+        if isinstance(self.process, ServerProcess):
+            out["ready_seconds"] = round(self.process.ready_seconds or 0.0, 1)
+            out["server_log"] = str(self.process.log_path)
+            out["server_pid"] = self.process.proc.pid if self.process.proc else None
+        return out
+
+    def for_worker(self) -> dict[str, Any]:
+        """What an xdist worker needs to use this backend (plain data: it crosses processes)."""
+        watched: dict[str, Any] | None = None
+        if isinstance(self.process, ServerProcess) and self.process.proc is not None:
+            watched = {"pid": self.process.proc.pid, "log": str(self.process.log_path),
+                       "name": self.process.name}
+        return {"identity": self.identity.as_dict(), "watched": watched,
+                "tokenizer": self.tokenizer, "faults": self.faults}
+
+    @classmethod
+    def from_controller(cls, data: dict[str, Any]) -> Backend:
+        watched = data.get("watched")
+        process = WatchedProcess(watched["pid"], Path(watched["log"]), watched["name"]) \
+            if watched else None
+        return cls(BackendIdentity(**data["identity"]), process, None, data.get("tokenizer"),
+                   list(data.get("faults") or []))
+
+
+@dataclass
+class BackendOptions:
+    endpoint: str | None
+    api_key: str | None
+    model: str | None
+    serve: str
+    serve_model: str | None
+    serve_command: str | None
+    serve_ready_url: str | None
+    tokenizer: str | None
+    faults: str | None
+    log_dir: Path
+
+
+def open_backend(options: BackendOptions) -> Backend:
+    """Preflight ``--endpoint`` or boot ``--serve``, then the fault proxy if asked.
+
+    Raises ``EndpointUnusable``, ``ServerStartError``, ``LauncherUnavailable``,
+    ``ModelPreparationError`` or ``ValueError`` (an unknown fault); whatever was
+    started before the error is stopped first.
+    """
+    backend = Backend(BackendIdentity(base_url="", model=""))
+    try:
+        if options.endpoint:
+            backend.identity = preflight(options.endpoint, options.api_key, options.model)
+        else:
+            from logprobe.launch.backends import LaunchRequest, launch
+
+            booted = launch(LaunchRequest(
+                backend=options.serve, log_dir=options.log_dir, model=options.serve_model,
+                api_key=options.api_key, command=options.serve_command,
+                ready_url=options.serve_ready_url))
+            backend.process = booted.process
+            booted.process.start()
+            backend.identity = preflight(booted.base_url, options.api_key,
+                                         options.model or booted.model)
+            backend.identity.booted = options.serve
+            backend.tokenizer = booted.tokenizer
+        backend.tokenizer = options.tokenizer or backend.tokenizer
+        if options.faults:
+            from logprobe.proxy import proxy_process
+
+            backend.proxy, backend.identity.base_url = proxy_process(
+                backend.identity.base_url, options.log_dir, faults=options.faults)
+            backend.faults = options.faults.split(",")
+            backend.proxy.start()
+    except BaseException:
+        backend.stop()
+        raise
+    return backend
