@@ -83,10 +83,11 @@ def throughput(base: str, model: str) -> dict[str, float]:
             "generation_tokens_per_s": round(generation_tps, 1)}
 
 
-def core_suite(base: str, rates: dict[str, float]) -> dict[str, Any]:
+def core_suite(base: str, rates: dict[str, float], workers: int) -> dict[str, Any]:
+    """The suite as ./dev conformance runs it (``workers`` xdist workers, one server)."""
     with tempfile.TemporaryDirectory(prefix="logprobe-bench-run-") as out:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q",
+        subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", f"-n={workers}",
                         f"--endpoint={base}", f"--tokenizer={embedded_model_dir()}",
                         f"--expectations={ROOT / 'fixtures/expectations/vllm.yaml'}",
                         f"--report-dir={out}"], cwd=ROOT, capture_output=True, check=False)
@@ -95,7 +96,7 @@ def core_suite(base: str, rates: dict[str, float]) -> dict[str, Any]:
     traffic = report["traffic"]
     ideal = (traffic["prompt_tokens"] / rates["prompt_tokens_per_s"]
              + traffic["completion_tokens"] / rates["generation_tokens_per_s"])
-    return {"wall_s": round(wall, 1), "tests": len(report["tests"]),
+    return {"workers": workers, "wall_s": round(wall, 1), "tests": len(report["tests"]),
             "verdicts": report["summary"], **traffic,
             "ideal_s": round(ideal, 1), "ideal_over_measured": round(ideal / wall, 2)}
 
@@ -160,8 +161,10 @@ def main() -> int:
         base, model = resolved.base_url, resolved.served_model_name or "smollm2"
         results["throughput"] = throughput(base, model)
         print(f"throughput: {results['throughput']}", flush=True)
-        results["core_suite"] = core_suite(base, results["throughput"])
-        print(f"core suite: {results['core_suite']}", flush=True)
+        results["core_suite"] = core_suite(base, results["throughput"], workers=3)
+        print(f"core suite (3 workers): {results['core_suite']}", flush=True)
+        results["core_suite_one_process"] = core_suite(base, results["throughput"], workers=0)
+        print(f"core suite (one process): {results['core_suite_one_process']}", flush=True)
         results["properties"] = property_run(base)
         print(f"properties: {results['properties']}", flush=True)
         results["overhead_per_exchange"] = overhead_per_exchange()

@@ -37,6 +37,21 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("faults", help="list the proxy's faults")
 
+    report = sub.add_parser("report", help="the backend x invariant matrix of run.json files, as "
+                            "one self-contained HTML page (or a Markdown table)")
+    report.add_argument("runs", nargs="+", help="run.json files, one per backend")
+    report.add_argument("-o", "--output", default="matrix.html", help="HTML file to write")
+    report.add_argument("--markdown", action="store_true",
+                        help="print the compatibility table as Markdown instead")
+    report.add_argument("--markdown-into", default=None, metavar="FILE",
+                        help="replace the table between <!-- compat:begin --> and "
+                        "<!-- compat:end --> in FILE (the README)")
+
+    diff = sub.add_parser("diff", help="regressions, fixes, new and removed checks between two "
+                          "runs; exit 1 if a MUST regressed")
+    diff.add_argument("old")
+    diff.add_argument("new")
+
     run = sub.add_parser("run", help="run the conformance suite (pytest) with the given options")
     run.add_argument("pytest_args", nargs=argparse.REMAINDER)
 
@@ -60,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return _run_suite(args.pytest_args)
+    if args.command in ("report", "diff"):
+        try:
+            return _report(args) if args.command == "report" else _diff(args)
+        except ValueError as exc:
+            print(f"logprobe: {exc}", file=sys.stderr)
+            return 2
     return 2
 
 
@@ -87,6 +108,43 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("logprobe: stopped", file=sys.stderr)
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from logprobe.report.html import markdown_table, render
+    from logprobe.report.matrix import load_run
+
+    runs = [load_run(path) for path in args.runs]
+    if args.markdown:
+        print(markdown_table(runs))
+        return 0
+    if args.markdown_into:
+        _replace_between(Path(args.markdown_into), markdown_table(runs))
+        print(f"logprobe: compatibility table written into {args.markdown_into}")
+        return 0
+    Path(args.output).write_text(render(runs), encoding="utf-8")
+    print(f"logprobe: {args.output} ({len(runs)} backends)")
+    return 0
+
+
+def _replace_between(path: Path, table: str) -> None:
+    begin, end = "<!-- compat:begin -->", "<!-- compat:end -->"
+    text = path.read_text(encoding="utf-8")
+    if begin not in text or end not in text:
+        raise ValueError(f"{path} has no {begin} ... {end} block")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{table}\n{end}{tail}", encoding="utf-8")
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from logprobe.report.diff import diff_runs
+    from logprobe.report.matrix import backend_name, load_run
+
+    old, new = load_run(args.old), load_run(args.new)
+    result = diff_runs(old, new)
+    print(result.render(f"{args.old} [{backend_name(old)}]", f"{args.new} [{backend_name(new)}]"))
+    return 1 if result.must_regressed else 0
 
 
 def _run_suite(pytest_args: list[str]) -> int:

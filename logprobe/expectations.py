@@ -10,7 +10,9 @@ not on ones already understood. An expectation names a deviation precisely:
   evidence, instead of failing the test. Property tests need this form: the
   same test meets the deviation in some generated requests and not others.
 
-Every expectation carries a reason and evidence (a link or a reproducer).
+Every expectation carries a reason and evidence (a link or a reproducer), and
+may hold only for some server versions: ``server_version: "<0.4"`` (a PEP 440
+specifier) or ``"0.3."`` (a prefix). ``expected:`` is accepted for ``verdict:``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,24 @@ class Expectation:
     verdict: str | None = None
     request: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    server_version: str | None = None
+
+    def applies_to(self, version: str | None) -> bool:
+        """Whether the expectation holds for a server reporting ``version`` (None: unknown)."""
+        if self.server_version is None:
+            return True
+        if version is None:
+            return False
+        spec = self.server_version.strip()
+        if spec[:1] in "<>=!~":
+            from packaging.specifiers import InvalidSpecifier, SpecifierSet
+            from packaging.version import InvalidVersion
+
+            try:
+                return SpecifierSet(spec).contains(version, prereleases=True)
+            except (InvalidSpecifier, InvalidVersion):
+                return False
+        return version.startswith(spec)
 
     def matches(self, invariant: str, verdict: str, path: str, request: Any) -> bool:
         if self.invariant is None or self.invariant != invariant:
@@ -59,7 +79,13 @@ def load(path: Path) -> list[Expectation]:
     for raw in data.get("expectations", []):
         if not raw.get("reason") or not raw.get("evidence"):
             raise ValueError(f"{path}: every expectation needs a reason and evidence: {raw}")
-        entries.append(Expectation(**raw))
+        raw = dict(raw)
+        if "expected" in raw:
+            raw["verdict"] = raw.pop("expected")
+        try:
+            entries.append(Expectation(**raw))
+        except TypeError as exc:
+            raise ValueError(f"{path}: {exc} in {raw}") from exc
     return entries
 
 

@@ -32,6 +32,7 @@ EXPECTATIONS_KEY = pytest.StashKey[list["Expectation"]]()
 CLIENT_KEY = pytest.StashKey[RecordingClient]()
 BACKEND_KEY = pytest.StashKey[Backend]()
 TRAFFIC_CURSOR_KEY = pytest.StashKey[int]()
+BASELINE_DIFF_KEY = pytest.StashKey[str]()
 WORKER_BACKEND = "logprobe_backend"  # key of the backend's description in xdist's workerinput
 
 
@@ -89,8 +90,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="retries, with backoff, of a 429, a 503 or a failed connection "
                     "(never of a timeout or a verdict; default: 2)")
     group.addoption("--expectations", default=None,
-                    help="a YAML file of known deviations (default when booting: "
+                    help="a YAML file of known deviations, or 'none' (default when booting: "
                     "fixtures/expectations/<backend>.yaml; none with --endpoint)")
+    group.addoption("--baseline", default=None, metavar="OLD.json",
+                    help="compare this run with an earlier run.json at the end (as `logprobe "
+                    "diff`); exit 1 if a MUST invariant or test regressed")
     group.addoption("--fault", default=None,
                     help="put the fault-injection proxy between the suite and the server, "
                     "breaking responses in these ways (comma-separated; `logprobe faults` lists them)")
@@ -130,6 +134,8 @@ def _load_expectations(config: pytest.Config) -> list[Expectation]:
     from logprobe import expectations
 
     given = config.getoption("--expectations", default=None)
+    if given == "none":
+        return []
     if given:
         path: Path | None = Path(given)
     elif config.getoption("--endpoint", default=None) or config.getoption("--fault", default=None):
@@ -266,7 +272,13 @@ def judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
     judgement = Judgement()
     request.node.stash[JUDGEMENT_KEY] = judgement
     return Judge(judgement, on_transport_error=backend.check_alive,
-                 expectations=request.config.stash[EXPECTATIONS_KEY])
+                 expectations=expectations_for(request.config, backend))
+
+
+def expectations_for(config: pytest.Config, backend: Backend) -> list[Expectation]:
+    """The run's expectations that hold for this server's version."""
+    version = backend.identity.server_version
+    return [e for e in config.stash[EXPECTATIONS_KEY] if e.applies_to(version)]
 
 
 @pytest.fixture(scope="session")
@@ -275,19 +287,26 @@ def logprobs_limit(request: pytest.FixtureRequest) -> int:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Expected test failures become strict xfails; e2e runs only when selected with -m."""
-    by_test = {e.test: e for e in config.stash[EXPECTATIONS_KEY] if e.test}
-    for item in items:
-        expectation = by_test.get(item.nodeid)
-        if expectation is not None:
-            item.add_marker(pytest.mark.xfail(
-                strict=True, reason=f"{expectation.reason} ({expectation.evidence})"))
+    """e2e runs only when selected with -m."""
     if config.getoption("-m"):
         return
     keep = [item for item in items if item.get_closest_marker("e2e") is None]
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _expected_failures(request: pytest.FixtureRequest) -> None:
+    """A test an expectation names becomes a strict xfail, once the server's version is known
+    (expectations may hold for some versions only): a pass then says the entry is stale."""
+    if "backend" not in request.fixturenames:
+        return  # not a conformance test
+    version = request.getfixturevalue("backend").identity.server_version
+    for expectation in request.config.stash[EXPECTATIONS_KEY]:
+        if expectation.test == request.node.nodeid and expectation.applies_to(version):
+            request.applymarker(pytest.mark.xfail(
+                strict=True, reason=f"{expectation.reason} ({expectation.evidence})"))
 
 
 @pytest.hookimpl(specname="pytest_runtest_makereport", tryfirst=True)
@@ -299,13 +318,31 @@ def pytest_runtest_makereport_concise(
     a Python traceback, which is noise here (and which CPython 3.11 can fail to
     render after lm-eval has run in the process)."""
     exc = call.excinfo.value if call.excinfo else None
-    if not isinstance(exc, ConformanceFailure):
+    failure, note = conformance_failure(exc)
+    if failure is None:
         return None
     return pytest.TestReport(
         item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed",
-        f"{item.nodeid}\n{exc}", call.when, [], call.duration, call.start, call.stop,
+        f"{item.nodeid}\n{note}{failure}", call.when, [], call.duration, call.start, call.stop,
         item.user_properties,
     )
+
+
+FLAKY_NOTE = ("(hypothesis: this example failed, then passed when replayed: the server "
+              "answered the same request differently)\n")
+
+
+def conformance_failure(exc: BaseException | None) -> tuple[ConformanceFailure | None, str]:
+    """The conformance failure behind ``exc``, also inside hypothesis's FlakyFailure group
+    (a failure that did not reproduce on replay is still a failure the server produced)."""
+    if isinstance(exc, ConformanceFailure):
+        return exc, ""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found, _ = conformance_failure(inner)
+            if found is not None:
+                return found, FLAKY_NOTE
+    return None, ""
 
 
 @pytest.hookimpl(wrapper=True)
@@ -345,13 +382,15 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     """Attach the test's run.json row to its report: the collector (in this process, or
     in the xdist controller once the report crossed over) adds it to the run."""
     exc = call.excinfo.value if call.excinfo else None
+    failure, note = conformance_failure(exc)
+    violations = list(judgement.violations) + (list(failure.violations) if failure else [])
     if report.passed:
         verdict, message = Verdict.PASS, ""
     elif report.skipped:
         verdict = Verdict.XFAIL if hasattr(report, "wasxfail") else Verdict.SKIP
         message = str(getattr(report, "wasxfail", "") or (exc or ""))
-    elif isinstance(exc, ConformanceFailure):
-        verdict, message = exc.verdict, str(exc)
+    elif failure is not None:
+        verdict, message = failure.verdict, f"{note}{failure}"
     elif isinstance(exc, AssertionError):
         verdict, message = Verdict.FAIL, str(exc)
     else:
@@ -359,11 +398,11 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     level = judgement.level
     report.logprobe_row = asdict(TestRow(
         nodeid=item.nodeid,
-        invariants=sorted(judgement.invariants),
+        invariants=sorted(judgement.invariants | {v.id for v in violations}),
         level=level.value if level else None,
         verdict=verdict.value,
         message=message[:4000],
-        violated=sorted({v.id for v in judgement.violations if v.level is Level.MUST}),
+        violated=sorted({v.id for v in violations if v.level is Level.MUST}),
         findings=[{"invariant": v.id, "level": v.level.value, "message": v.render()}
                   for v in judgement.findings]
         + [{"invariant": v.id, "level": "EXPECTED", "message": f"{v.render()}\n    expected: "
@@ -403,6 +442,21 @@ class RunCollector:
         run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         run.traffic = traffic(self.spans)
         run.write()
+        baseline = self.config.getoption("--baseline", default=None)
+        if baseline:
+            self._compare(session, baseline, run.as_dict())
+
+    def _compare(self, session: pytest.Session, baseline: str, current: dict[str, Any]) -> None:
+        from logprobe.report.diff import diff_runs
+        from logprobe.report.matrix import load_run
+
+        try:
+            result = diff_runs(load_run(baseline), current)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--baseline: {exc}") from exc
+        self.config.stash[BASELINE_DIFF_KEY] = result.render(baseline, "this run")
+        if result.must_regressed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _junit_properties(config: pytest.Config, backend: dict[str, Any]) -> None:
@@ -463,3 +517,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                     tr.write_line(f"  {line}")
     if run.path is not None:
         tr.write_line(f"report: {run.path}")
+    compared = config.stash.get(BASELINE_DIFF_KEY, None)
+    if compared:
+        tr.section("logprobe: against the baseline")
+        for line in compared.splitlines():
+            tr.write_line(line)

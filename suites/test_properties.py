@@ -20,7 +20,7 @@ from logprobe.client import Exchange, RawBody, RecordingClient
 from logprobe.invariants import errors, shape, streaming
 from logprobe.invariants.applicable import checks_for
 from logprobe.judge import Judge, Judgement
-from logprobe.plugin import EXPECTATIONS_KEY, JUDGEMENT_KEY
+from logprobe.plugin import JUDGEMENT_KEY, expectations_for
 from logprobe.strategies import chat_requests, completion_requests, invalid_requests
 
 BATCH = 4
@@ -45,7 +45,7 @@ def _fresh_judge(request: pytest.FixtureRequest, backend: Any) -> Judge:
     judgement = Judgement()
     request.node.stash[JUDGEMENT_KEY] = judgement
     return Judge(judgement, on_transport_error=backend.check_alive,
-                 expectations=request.config.stash[EXPECTATIONS_KEY])
+                 expectations=expectations_for(request.config, backend))
 
 
 def _send_all(api: RecordingClient, batch: list[tuple[str, Any]]) -> list[Exchange]:

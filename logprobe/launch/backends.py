@@ -15,6 +15,7 @@ missing one is a one-line :class:`LauncherUnavailable` naming it.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import shlex
@@ -51,6 +52,14 @@ class Launch:
     base_url: str
     model: str | None  # the id requests must name; None: the first of GET /v1/models
     tokenizer: str | None  # where the served model's tokenizer is, when known
+    version: str | None = None  # the installed server package's version, if it does not say
+
+
+def _package_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _require(module: str, extra: str, backend: str) -> None:
@@ -83,7 +92,8 @@ def _llama_cpp(request: LaunchRequest) -> Launch:
     process = ServerProcess(argv, health_url=DEFAULT_READY_URL.format(port=port),
                             log_path=request.log_dir / f"llama-cpp-{port}.log", env=env,
                             name="llama-cpp-python")
-    return Launch(process, f"http://{HOST}:{port}/v1", EMBEDDED_MODEL_NAME, _embedded_tokenizer())
+    return Launch(process, f"http://{HOST}:{port}/v1", EMBEDDED_MODEL_NAME, _embedded_tokenizer(),
+                  _package_version("llama_cpp_python"))
 
 
 def _transformers(request: LaunchRequest) -> Launch:
@@ -102,7 +112,8 @@ def _transformers(request: LaunchRequest) -> Launch:
     process = ServerProcess(argv, health_url=f"http://{HOST}:{port}/health",
                             log_path=request.log_dir / f"transformers-{port}.log", env=env,
                             name="transformers serve")
-    return Launch(process, f"http://{HOST}:{port}/v1", model, model)
+    return Launch(process, f"http://{HOST}:{port}/v1", model, model,
+                  _package_version("transformers"))
 
 
 def _command(request: LaunchRequest) -> Launch:

@@ -1,0 +1,217 @@
+"""``logprobe report RUN.json... -o matrix.html``: one self-contained page, no network.
+
+The page answers "which serving framework can I adopt?" side by side:
+
+* the backend x invariant matrix, coloured by verdict, each cell naming the
+  tests behind it;
+* a score per backend that lists its failing MUST invariants next to the number,
+  so a high score never hides a failure;
+* one plot per backend: echo (prompt) logprobs against teacher-forced logprobs
+  for the same tokens, where a server that shifts prompt logprobs by one
+  position leaves the diagonal at a glance;
+* a drill-down per failure: the message, the request, the response excerpt and
+  the ``curl`` reproducer.
+
+No script, no external font or stylesheet: it opens from a CI artifact store.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from logprobe.report.matrix import FAILING, SEVERITY, Column, catalogue, column
+
+COLOURS = {
+    "FAIL": "#d64545", "ERROR": "#8e2c8e", "UNSUPPORTED": "#e0882f", "IGNORED": "#c9a227",
+    "XPASS": "#d64545", "EXPECTED": "#9aa7b8", "SHOULD": "#8fc1e3", "INFO": "#cfe3f0",
+    "PASS": "#3f9c5a", "NOT_REACHED": "#eeeeee",
+}
+LABELS = {"NOT_REACHED": "not reached", "EXPECTED": "expected"}
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
+.sub{color:#5b6475;margin:0 0 16px}
+table.matrix{border-collapse:collapse} .matrix th,.matrix td{border:1px solid #d5d9e0;padding:3px 6px}
+.matrix th{background:#f4f6f9;text-align:left;font-weight:600}
+.matrix td.cell{text-align:center;font-size:12px;min-width:110px;color:#fff;font-weight:600}
+.matrix td.cell.light{color:#1d2330}
+.matrix td.stmt{max-width:520px;color:#394152;font-size:12.5px}
+.lvl{font-size:11px;color:#5b6475}
+.legend span{display:inline-block;padding:2px 8px;margin:0 4px 4px 0;border-radius:3px;font-size:12px}
+.score{margin:4px 0} .score b{font-size:15px} .bad{color:#b02a2a}
+details{margin:6px 0;border:1px solid #d5d9e0;border-radius:4px;padding:4px 8px}
+summary{cursor:pointer;font-weight:600}
+pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap;word-break:break-all}
+.plots{display:flex;flex-wrap:wrap;gap:18px} figure{margin:0} figcaption{font-size:12.5px;color:#394152}
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _light(status: str) -> bool:
+    return status in ("EXPECTED", "SHOULD", "INFO", "NOT_REACHED", "IGNORED")
+
+
+def _matrix(columns: list[Column], invariants: dict[str, Any]) -> str:
+    ids = sorted({i for c in columns for i in c.cells} | set(),
+                 key=lambda i: (i.split("-")[0], i))
+    head = "".join(f"<th>{_e(c.name)}</th>" for c in columns)
+    rows = []
+    for inv in ids:
+        decl = invariants.get(inv)
+        level = decl.level.value if decl else "?"
+        statement = decl.statement if decl else ""
+        cells = []
+        for col in columns:
+            cell = col.cells.get(inv)
+            status = cell.status if cell else "NOT_REACHED"
+            tests = "\n".join(cell.tests) if cell else "no test of this run judged it"
+            cls = "cell light" if _light(status) else "cell"
+            cells.append(f'<td class="{cls}" style="background:{COLOURS[status]}" '
+                         f'title="{_e(tests)}" data-status="{status}">'
+                         f"{_e(LABELS.get(status, status))}</td>")
+        rows.append(f'<tr><th>{_e(inv)} <span class="lvl">{level}</span></th>'
+                    f'<td class="stmt">{_e(statement)}</td>{"".join(cells)}</tr>')
+    return (f'<table class="matrix" id="matrix"><tr><th>invariant</th><th>what it asserts</th>'
+            f'{head}</tr>{"".join(rows)}</table>')
+
+
+def _legend() -> str:
+    spans = "".join(
+        f'<span style="background:{COLOURS[s]};color:{"#1d2330" if _light(s) else "#fff"}">'
+        f"{_e(LABELS.get(s, s))}</span>" for s in SEVERITY)
+    return f'<p class="legend">{spans}</p>'
+
+
+def _scores(columns: list[Column], levels: dict[str, str]) -> str:
+    out = []
+    for col in columns:
+        passed, reached, failing = col.score(levels)
+        summary = ", ".join(f"{k} {v}" for k, v in sorted((col.run.get("summary") or {}).items()))
+        backend = col.run.get("backend") or {}
+        failing_html = (f' — <span class="bad">failing: {_e(", ".join(failing))}</span>'
+                        if failing else " — no MUST invariant fails")
+        out.append(f'<p class="score"><b>{_e(col.name)}</b>: {passed}/{reached} MUST invariants '
+                   f"hold{failing_html}<br><span class=\"lvl\">tests: {_e(summary)}; model "
+                   f"{_e(backend.get('model'))}; server version "
+                   f"{_e(backend.get('server_version') or 'not reported')}; run "
+                   f"{_e(col.run.get('started'))}</span></p>")
+    return "".join(out)
+
+
+def echo_points(run: dict[str, Any]) -> list[tuple[float, float]]:
+    """(teacher-forced, echoed) logprob pairs from the LMEVAL teacher-forcing tests."""
+    points = []
+    for row in run.get("tests", []):
+        pair = (row.get("data") or {}).get("echo_vs_teacher")
+        if not pair:
+            continue
+        for teacher, echoed in zip(pair.get("teacher") or [], pair.get("echo") or [], strict=False):
+            if isinstance(teacher, int | float) and isinstance(echoed, int | float):
+                points.append((float(teacher), float(echoed)))
+    return points
+
+
+def _plot(col: Column, size: int = 260) -> str:
+    points = echo_points(col.run)
+    pad = 34
+    if not points:
+        body = (f'<text x="{size / 2}" y="{size / 2}" text-anchor="middle" font-size="12" '
+                'fill="#5b6475">no echo and teacher-forced pair</text>')
+        off = 0
+    else:
+        low = min(0.0, min(min(p) for p in points))
+        low = min(low, -1.0) * 1.05
+        span = -low
+
+        def x(v: float) -> float:
+            return pad + (v - low) / span * (size - pad - 8)
+
+        def y(v: float) -> float:
+            return size - pad - (v - low) / span * (size - pad - 8)
+
+        dots = "".join(f'<circle cx="{x(t):.1f}" cy="{y(min(max(e, low), 0)):.1f}" r="3.2" '
+                       f'fill="{"#3f9c5a" if abs(e - t) <= 1e-2 else "#d64545"}" fill-opacity="0.8"/>'
+                       for t, e in points)
+        off = sum(1 for t, e in points if abs(e - t) > 1e-2)
+        body = (f'<line x1="{x(low):.1f}" y1="{y(low):.1f}" x2="{x(0):.1f}" y2="{y(0):.1f}" '
+                f'stroke="#9aa7b8" stroke-dasharray="4 3"/>{dots}'
+                f'<text x="{x(low):.1f}" y="{size - 8}" font-size="11" fill="#5b6475">{low:.0f}</text>'
+                f'<text x="{x(0) - 6:.1f}" y="{size - 8}" font-size="11" fill="#5b6475">0</text>')
+    axes = (f'<line x1="{pad}" y1="{size - pad}" x2="{size - 8}" y2="{size - pad}" stroke="#394152"/>'
+            f'<line x1="{pad}" y1="8" x2="{pad}" y2="{size - pad}" stroke="#394152"/>'
+            f'<text x="{size / 2}" y="{size - 18}" text-anchor="middle" font-size="11">'
+            "teacher-forced logprob</text>"
+            f'<text x="12" y="{size / 2}" font-size="11" text-anchor="middle" '
+            f'transform="rotate(-90 12 {size / 2})">echo logprob</text>')
+    caption = (f"{_e(col.name)}: {len(points)} tokens, {off} off the diagonal (|Δ| &gt; 0.01)"
+               if points else f"{_e(col.name)}")
+    return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
+            f'role="img" aria-label="echo vs teacher-forced logprobs for {_e(col.name)}">'
+            f"{axes}{body}</svg><figcaption>{caption}</figcaption></figure>")
+
+
+def _failures(col: Column) -> str:
+    rows = [r for r in col.run.get("tests", []) if r.get("verdict") in FAILING]
+    if not rows:
+        return f"<p>{_e(col.name)}: no failing test.</p>"
+    parts = [f"<h3>{_e(col.name)}: {len(rows)} failing tests</h3>"]
+    for row in rows:
+        exchanges = row.get("exchanges") or []
+        detail = []
+        for exchange in exchanges[:2]:
+            detail.append("<b>request</b><pre>" + _e(json.dumps(exchange.get("request"), indent=1,
+                                                                ensure_ascii=False)[:3000])
+                          + "</pre><b>response</b><pre>"
+                          + _e(str(exchange.get("response_excerpt", ""))[:3000]) + "</pre>")
+        curls = "".join(f"<pre>{_e(c)}</pre>" for c in (row.get("reproducers") or [])[:3])
+        parts.append(
+            f"<details><summary>{_e(row['verdict'])} {_e(', '.join(row.get('violated') or []))} "
+            f"— {_e(row['nodeid'])}</summary><pre>{_e(row.get('message', '')[:4000])}</pre>"
+            f"{''.join(detail)}<b>reproduce</b>{curls}</details>")
+    return "".join(parts)
+
+
+def render(runs: list[dict[str, Any]], names: list[str] | None = None,
+           title: str = "logprobe: logprobs conformance by backend") -> str:
+    columns = [column(run, names[i] if names and i < len(names) else None)
+               for i, run in enumerate(runs)]
+    invariants = catalogue()
+    levels = {i: inv.level.value for i, inv in invariants.items()}
+    suite = (runs[0].get("suite") or {}) if runs else {}
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{_e(title)}</h1><p class=\"sub\">{_e(suite.get('name', 'logprobe'))} "
+        f"{_e(suite.get('version', ''))}; {len(runs)} run(s). Hover a cell for the tests behind "
+        "it.</p>"
+        f"<h2>Scores (MUST invariants; failures listed, never averaged away)</h2>"
+        f"{_scores(columns, levels)}"
+        f"<h2>Echo against teacher forcing</h2><p class=\"sub\">The same continuation tokens "
+        "scored two ways: generated after the context (teacher-forced) and echoed as part of "
+        "the prompt, as lm-eval asks. A conforming server puts every point on the diagonal.</p>"
+        f'<div class="plots">{"".join(_plot(c) for c in columns)}</div>'
+        f"<h2>Matrix</h2>{_legend()}{_matrix(columns, invariants)}"
+        f"<h2>Failures</h2>{''.join(_failures(c) for c in columns)}"
+        "</body></html>"
+    )
+
+
+def markdown_table(runs: list[dict[str, Any]]) -> str:
+    """The README's compatibility table: one row per backend, its score and failing MUSTs."""
+    levels = {i: inv.level.value for i, inv in catalogue().items()}
+    lines = ["| backend | server version | MUST invariants holding | failing MUST invariants | "
+             "tests |", "|---|---|---|---|---|"]
+    for run in runs:
+        col = column(run)
+        passed, reached, failing = col.score(levels)
+        summary = ", ".join(f"{k} {v}" for k, v in sorted((run.get("summary") or {}).items()))
+        version = (run.get("backend") or {}).get("server_version") or "not reported"
+        lines.append(f"| {col.name} | {version} | {passed}/{reached} | "
+                     f"{', '.join(failing) or '—'} | {summary} |")
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""Reports: run.json's schema, `logprobe diff`, `--baseline`, the HTML matrix in a real browser,
+and a run split across pytest-xdist workers reporting exactly what one process reports.
+
+The committed baselines in docs/baselines/ are real runs (./dev baselines) of vLLM,
+llama-cpp-python and `transformers serve`; here they are data for the pure report
+functions. Everything that runs the suite runs it against the embedded vLLM.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, run_suite
+from logprobe import schemas
+from logprobe.report.diff import diff_runs
+from logprobe.report.html import echo_points, render
+from logprobe.report.matrix import load_run
+
+BASELINES = ROOT / "docs" / "baselines"
+BACKENDS = ["vllm", "llama-cpp", "transformers"]
+
+
+def _baseline(name: str) -> dict:
+    return load_run(BASELINES / f"{name}.json")
+
+
+def _logprobe(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "logprobe.cli", *args], capture_output=True,
+                          text=True, check=False, cwd=ROOT)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_baselines_follow_the_run_schema(name):
+    assert schemas.errors("run", _baseline(name)) == []
+
+
+def test_run_schema_rejects_what_it_must():
+    broken = copy.deepcopy(_baseline("vllm"))
+    broken["tests"][0]["verdict"] = "MAYBE"
+    del broken["tests"][1]["violated"]
+    broken["tests"][2]["reproducers"] = ["wget http://example"]
+    found = "\n".join(schemas.errors("run", broken))
+    assert "MAYBE" in found and "violated" in found and "wget" in found, found
+
+
+def test_fresh_run_follows_the_run_schema(direct_run):
+    assert schemas.errors("run", direct_run.report) == []
+    assert direct_run.report["traffic"]["requests"] > 0
+
+
+def test_baselines_show_the_known_defects():
+    """The defects each backend is known for (shared/recordings) appear as failures."""
+    llama = {t["nodeid"]: t for t in _baseline("llama-cpp")["tests"]}
+    violated = {i for t in llama.values() for i in t["violated"]}
+    assert "LMEVAL-002" in violated, "the echo shift"
+    assert any("top_logprobs_out_of_range[21]" in n and t["verdict"] == "FAIL"
+               for n, t in llama.items()), "top_logprobs 25 accepted"
+    batch = llama["suites/test_lmeval.py::test_lmeval_request_batch_text"]
+    assert batch["verdict"] == "ERROR" and "HTTP 500" in batch["message"], "500 on a prompt list"
+    transformers = _baseline("transformers")["tests"]
+    logprobs_tests = [t for t in transformers if "SHAPE-002" in t["invariants"]
+                      or "SHAPE-003" in t["invariants"]]
+    assert any(t["verdict"] == "IGNORED" for t in logprobs_tests)
+
+
+def test_diff_of_vllm_and_llama_cpp_lists_regressions_and_exits_1():
+    done = _logprobe("diff", str(BASELINES / "vllm.json"), str(BASELINES / "llama-cpp.json"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "MUST invariant LMEVAL-002: PASS -> FAIL" in done.stdout, done.stdout
+    assert "REGRESSED" in done.stdout
+    same = _logprobe("diff", str(BASELINES / "vllm.json"), str(BASELINES / "vllm.json"))
+    assert same.returncode == 0 and "regressions: 0" in same.stdout, same.stdout
+
+
+def test_diff_counts_a_fix_and_a_removed_check():
+    old, new = _baseline("llama-cpp"), copy.deepcopy(_baseline("llama-cpp"))
+    failing = next(t for t in new["tests"] if t["verdict"] == "FAIL")
+    failing.update(verdict="PASS", violated=[])
+    removed = new["tests"].pop()
+    result = diff_runs(old, new)
+    assert failing["nodeid"] in [c.key for c in result.fixes]
+    assert removed["nodeid"] in [c.key for c in result.removed]
+    assert not result.must_regressed
+
+
+def test_diff_refuses_a_file_that_is_not_a_run(tmp_path):
+    bogus = tmp_path / "x.json"
+    bogus.write_text("<html>")
+    done = _logprobe("diff", str(bogus), str(BASELINES / "vllm.json"))
+    assert done.returncode == 2 and "not a readable run.json" in done.stderr
+
+
+def test_baseline_option_fails_a_run_that_regressed(served, direct_run, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(direct_run.report))
+    broken = run_suite(served, tmp_path / "broken", "--fault=echo-shifted", "-k", "lmeval",
+                       f"--baseline={baseline}")
+    assert broken.returncode == 1
+    assert "against the baseline" in broken.output and "REGRESSED" in broken.output
+    assert "LMEVAL-002: PASS -> FAIL" in broken.output, broken.output[-3000:]
+
+
+def test_xdist_workers_report_what_one_process_reports(served, direct_run, tmp_path):
+    """One server, two workers: every test in run.json once, the same verdicts, the traffic."""
+    split = run_suite(served, tmp_path, "-n", "2")
+    assert split.returncode == direct_run.returncode, split.output[-3000:]
+    assert split.verdicts() == direct_run.verdicts()
+    assert split.report["traffic"]["requests"] >= direct_run.report["traffic"]["requests"] * 0.9
+
+
+def test_echo_plot_points_come_from_the_teacher_forcing_tests():
+    vllm, llama = echo_points(_baseline("vllm")), echo_points(_baseline("llama-cpp"))
+    assert vllm and all(abs(t - e) <= 1e-2 for t, e in vllm)
+    assert llama and sum(abs(t - e) > 1e-2 for t, e in llama) > len(llama) / 2  # shifted
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.fail("chromium is missing: ./dev test installs it (apt-get install chromium)")
+    return found
+
+
+def test_html_matrix_renders_in_chromium(chromium, tmp_path):
+    page = tmp_path / "matrix.html"
+    runs = [_baseline(name) for name in BACKENDS]
+    page.write_text(render(runs), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    invariants = {i for run in runs for t in run["tests"] for i in t["invariants"]}
+    assert dom.count('<td class="cell') == len(invariants) * len(BACKENDS)
+    assert 'data-status="FAIL"' in dom and 'data-status="PASS"' in dom
+    assert dom.count("<svg") == len(BACKENDS) and "off the diagonal" in dom
+    assert "http://" not in dom.split("<body>")[0], "the page must not fetch anything"
+    shot = ROOT / "docs" / "report.png"
+    subprocess.run([chromium, *flags, "--window-size=1400,2300", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 50_000
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
