@@ -90,3 +90,44 @@ def test_gpu_command_line_is_vllm_serve_without_cpu_flags():
     argv = VllmConfig(model="internlm/internlm2_5-7b-chat", port=23333, gpu=True).argv()
     assert argv[:3] == ["vllm", "serve", "internlm/internlm2_5-7b-chat"]
     assert "--enforce-eager" not in argv and "--dtype" not in argv
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch, tmp_path: Path):
+    import importlib.util
+
+    from logprobe.launch import backends
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    with pytest.raises(backends.LauncherUnavailable) as caught:
+        backends.launch(backends.LaunchRequest(backend="llama-cpp", log_dir=tmp_path))
+    assert str(caught.value) == ("--serve llama-cpp needs the 'llama-cpp' extra: "
+                                 "pip install 'logprobe[llama-cpp]'")
+
+
+def test_command_launcher_fills_port_and_model(tmp_path: Path):
+    from logprobe.launch import backends
+
+    booted = backends.launch(backends.LaunchRequest(
+        backend="command", log_dir=tmp_path, model="/models/m",
+        command="server --model-path {model} --port {port}",
+        ready_url="http://127.0.0.1:{port}/health"))
+    argv = booted.process.argv
+    port = argv[argv.index("--port") + 1]
+    assert argv[:3] == ["server", "--model-path", "/models/m"]
+    assert booted.process.health_url == f"http://127.0.0.1:{port}/health"
+    assert booted.base_url == f"http://127.0.0.1:{port}/v1" and booted.model is None
+
+
+def test_unknown_backend_ends_the_run_in_one_line(tmp_path: Path):
+    import subprocess
+
+    from conftest import ROOT
+
+    done = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q",
+                           "--serve=nonsense", f"--report-dir={tmp_path}", "-k", "shape"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "--serve nonsense: unknown backend (known: vllm, llama-cpp, transformers, command)" \
+        in done.stdout + done.stderr

@@ -3,6 +3,8 @@ through every fault of the proxy (the kill matrix)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import KILL_MATRIX, run_suite
@@ -56,3 +58,25 @@ def test_fault_is_caught_by_its_invariants(name, served, tmp_path):
         assert run.returncode == 0, f"{name} must not fail the run:\n{run.output[-3000:]}"
         modes = [f["message"] for f in run.findings() if f["invariant"] == "SMP-003"]
         assert any("processed" in m for m in modes), modes
+
+
+def test_command_launcher_boots_any_server(served, tmp_path):
+    """--serve command with a real OpenAI-compatible server: our proxy in front of vLLM,
+    started from a command line with {port}, torn down at the end."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    command = f"{sys.executable} -m logprobe.cli proxy --upstream {served.base_url} --port {{port}}"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_shape.py"), "-q",
+         "--serve=command", f"--serve-command={command}", f"--report-dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["backend"]["booted"] == "command"
+    assert set(report["summary"]) == {"PASS"}
+    pid = report["backend"]["server_pid"]
+    assert not Path(f"/proc/{pid}").exists(), "the command's server outlived the run"
