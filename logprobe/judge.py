@@ -91,14 +91,17 @@ class Judge:
         self._on_transport_error = on_transport_error
         self._expectations = expectations or []
 
-    def _expected(self, violations: list[Violation], exchange: Exchange) -> list[Violation]:
-        """Move violations an expectation file describes into ``judgement.expected``."""
+    def _expected(self, violations: list[Violation], exchange: Exchange | list[Exchange]
+                  ) -> list[Violation]:
+        """Move violations an expectation file describes into ``judgement.expected``; with
+        several exchanges (a stream against its plain twin), any of them may match."""
         if not self._expectations:
             return violations
+        exchanges = exchange if isinstance(exchange, list) else [exchange]
         kept = []
         for violation in violations:
-            match = next((e for e in self._expectations if e.matches(
-                violation.id, violation.verdict.value, exchange.path, exchange.request_json)), None)
+            match = next((e for e in self._expectations for x in exchanges if e.matches(
+                violation.id, violation.verdict.value, x.path, x.request_json)), None)
             if match is None:
                 kept.append(violation)
             else:
@@ -182,8 +185,8 @@ class Judge:
     ) -> list[Violation]:
         invariants = list(invariants) + [v.invariant for v in violations]
         self._note(exchanges, invariants)
-        if len(exchanges) == 1:  # an expectation describes one request
-            violations = self._expected(violations, exchanges[0])
+        if exchanges:
+            violations = self._expected(violations, list(exchanges))
         for exchange in exchanges:
             if exchange.nonstandard_constants:
                 from logprobe.invariants.values import VAL_001
