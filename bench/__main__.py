@@ -87,7 +87,9 @@ def core_suite(base: str, rates: dict[str, float], workers: int) -> dict[str, An
     """The suite as ./dev conformance runs it (``workers`` xdist workers, one server)."""
     with tempfile.TemporaryDirectory(prefix="logprobe-bench-run-") as out:
         started = time.perf_counter()
+        spread = ["--dist=worksteal"] if workers else []
         subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", f"-n={workers}",
+                        *spread,
                         f"--endpoint={base}", f"--tokenizer={embedded_model_dir()}",
                         f"--expectations={ROOT / 'fixtures/expectations/vllm.yaml'}",
                         f"--report-dir={out}"], cwd=ROOT, capture_output=True, check=False)
@@ -161,8 +163,8 @@ def main() -> int:
         base, model = resolved.base_url, resolved.served_model_name or "smollm2"
         results["throughput"] = throughput(base, model)
         print(f"throughput: {results['throughput']}", flush=True)
-        results["core_suite"] = core_suite(base, results["throughput"], workers=3)
-        print(f"core suite (3 workers): {results['core_suite']}", flush=True)
+        results["core_suite"] = core_suite(base, results["throughput"], workers=4)
+        print(f"core suite (4 workers): {results['core_suite']}", flush=True)
         results["core_suite_one_process"] = core_suite(base, results["throughput"], workers=0)
         print(f"core suite (one process): {results['core_suite_one_process']}", flush=True)
         results["properties"] = property_run(base)
