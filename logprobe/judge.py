@@ -91,13 +91,11 @@ class Judge:
         self._on_transport_error = on_transport_error
         self._expectations = expectations or []
 
-    def _expected(self, violations: list[Violation], exchange: Exchange | list[Exchange]
-                  ) -> list[Violation]:
+    def _expected(self, violations: list[Violation], exchanges: list[Exchange]) -> list[Violation]:
         """Move violations an expectation file describes into ``judgement.expected``; with
         several exchanges (a stream against its plain twin), any of them may match."""
         if not self._expectations:
             return violations
-        exchanges = exchange if isinstance(exchange, list) else [exchange]
         kept = []
         for violation in violations:
             match = next((e for e in self._expectations for x in exchanges if e.matches(
@@ -127,7 +125,7 @@ class Judge:
         if verdict is Verdict.UNSUPPORTED:
             message = f"the server refused {feature} with a clean 4xx: {message}"
         violation = Violation(err.ERR_004, message, verdict=verdict)
-        if not self._expected([violation], exchange):
+        if not self._expected([violation], [exchange]):
             return None  # a known deviation: the caller must cope with no body
         self._fail([violation], [exchange], verdict)
         return None  # unreachable
@@ -157,7 +155,7 @@ class Judge:
             fn, *args = item if isinstance(item, tuple) else (item,)
             found += self.record([exchange], invariants_of(fn),
                                  fn(exchange.request_json, body, *args), raise_now=False)
-        self._raise_if_must(self._expected(found, exchange), [exchange])
+        self._raise_if_must(found, [exchange])  # record() has set the expected ones aside
         return body
 
     def rejection(self, exchange: Exchange, inv: Invariant) -> None:
@@ -166,7 +164,7 @@ class Judge:
         if exchange.transport_error or exchange.status is None or exchange.status >= 500:
             _verdict, message = classify(exchange)
             broke = Violation(inv, f"invalid input broke the server: {message}", verdict=Verdict.ERROR)
-            if self._expected([broke], exchange):
+            if self._expected([broke], [exchange]):
                 self._fail([broke], [exchange], Verdict.ERROR)
             return  # a known deviation
         found = err.check_rejected(inv, exchange.status, exchange.json)
@@ -185,8 +183,7 @@ class Judge:
     ) -> list[Violation]:
         invariants = list(invariants) + [v.invariant for v in violations]
         self._note(exchanges, invariants)
-        if exchanges:
-            violations = self._expected(violations, list(exchanges))
+        violations = self._expected(violations, list(exchanges))
         for exchange in exchanges:
             if exchange.nonstandard_constants:
                 from logprobe.invariants.values import VAL_001

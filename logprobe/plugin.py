@@ -273,6 +273,12 @@ def tokenizer(tokenizer_source: str | None) -> Any:
 
 @pytest.fixture
 def judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
+    return new_judge(request, backend)
+
+
+def new_judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
+    """A judge whose judgement becomes the test's report row (the last one made wins: property
+    tests make one per example), after checking the server is still alive."""
     backend.check_alive()
     judgement = Judgement()
     request.node.stash[JUDGEMENT_KEY] = judgement
@@ -307,9 +313,8 @@ def _expected_failures(request: pytest.FixtureRequest) -> None:
     (expectations may hold for some versions only): a pass then says the entry is stale."""
     if "backend" not in request.fixturenames:
         return  # not a conformance test
-    version = request.getfixturevalue("backend").identity.server_version
-    for expectation in request.config.stash[EXPECTATIONS_KEY]:
-        if expectation.test == request.node.nodeid and expectation.applies_to(version):
+    for expectation in expectations_for(request.config, request.getfixturevalue("backend")):
+        if expectation.test == request.node.nodeid:
             request.applymarker(pytest.mark.xfail(
                 strict=True, reason=f"{expectation.reason} ({expectation.evidence})"))
 

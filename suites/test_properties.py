@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from logprobe.client import Exchange, RawBody, RecordingClient
 from logprobe.invariants import errors, shape, streaming
 from logprobe.invariants.applicable import checks_for
-from logprobe.judge import Judge, Judgement
-from logprobe.plugin import JUDGEMENT_KEY, expectations_for
+from logprobe.judge import Judge
+from logprobe.plugin import new_judge
 from logprobe.strategies import chat_requests, completion_requests, invalid_requests
 
 BATCH = 4
@@ -40,12 +40,9 @@ def live_backend(backend: Any) -> Any:
 
 
 def _fresh_judge(request: pytest.FixtureRequest, backend: Any) -> Judge:
-    """One judgement per example: the report keeps the last one, the shrunk failure."""
-    backend.check_alive()  # the server may die between examples too
-    judgement = Judgement()
-    request.node.stash[JUDGEMENT_KEY] = judgement
-    return Judge(judgement, on_transport_error=backend.check_alive,
-                 expectations=expectations_for(request.config, backend))
+    """One judgement per example (the server may die between examples): the report keeps
+    the last one, the failing example."""
+    return new_judge(request, backend)
 
 
 def _send_all(api: RecordingClient, batch: list[tuple[str, Any]]) -> list[Exchange]:

@@ -25,7 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from logprobe.launch.model import EMBEDDED_MODEL_NAME, locate_gguf, prepare_embedded_model
+from logprobe.launch.model import (
+    EMBEDDED_MODEL_NAME,
+    embedded_model_dir,
+    locate_gguf,
+    prepare_embedded_model,
+)
 from logprobe.launch.process import ServerProcess, free_port
 
 HOST = "127.0.0.1"
@@ -104,7 +109,7 @@ def _transformers(request: LaunchRequest) -> Launch:
     if executable is None:
         raise LauncherUnavailable("--serve transformers needs the `transformers` command: "
                                   "pip install 'logprobe[transformers]'")
-    model = request.model or str(prepare_embedded_model().path)
+    model = _hf_model(request)
     port = free_port()
     argv = [executable, "serve", model, "--host", HOST, "--port", str(port), "--device", "cpu",
             "--dtype", "float32", "--default-seed", "0"]
@@ -122,7 +127,7 @@ def _command(request: LaunchRequest) -> Launch:
         raise LauncherUnavailable(
             "--serve command needs --serve-command 'CMD ... {port} ... {model}' "
             "(and --serve-ready-url if GET /v1/models is not how it says it is ready)")
-    model = request.model or str(prepare_embedded_model().path)
+    model = _hf_model(request)
     port = free_port()
     argv = [part.format(port=port, model=model) for part in shlex.split(request.command)]
     ready = (request.ready_url or DEFAULT_READY_URL).format(port=port, model=model)
@@ -131,10 +136,13 @@ def _command(request: LaunchRequest) -> Launch:
     return Launch(process, f"http://{HOST}:{port}/v1", None, model)
 
 
+def _hf_model(request: LaunchRequest) -> str:
+    """The model as a hub id or folder: the one asked for, or the embedded one converted."""
+    return request.model or str(prepare_embedded_model().path)
+
+
 def _embedded_tokenizer() -> str | None:
     """The converted HF folder carries the GGUF's tokenizer, if it was ever prepared."""
-    from logprobe.launch.model import embedded_model_dir
-
     folder = embedded_model_dir()
     return str(folder) if (folder / "tokenizer.json").exists() else None
 

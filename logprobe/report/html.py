@@ -21,7 +21,7 @@ import html
 import json
 from typing import Any
 
-from logprobe.report.matrix import FAILING, SEVERITY, Column, catalogue, column
+from logprobe.report.matrix import FAILING, SEVERITY, Column, catalogue, column, invariant_levels
 
 COLOURS = {
     "FAIL": "#d64545", "ERROR": "#8e2c8e", "UNSUPPORTED": "#e0882f", "IGNORED": "#c9a227",
@@ -58,8 +58,7 @@ def _light(status: str) -> bool:
 
 
 def _matrix(columns: list[Column], invariants: dict[str, Any]) -> str:
-    ids = sorted({i for c in columns for i in c.cells} | set(),
-                 key=lambda i: (i.split("-")[0], i))
+    ids = sorted({i for c in columns for i in c.cells}, key=lambda i: (i.split("-")[0], i))
     head = "".join(f"<th>{_e(c.name)}</th>" for c in columns)
     rows = []
     for inv in ids:
@@ -182,7 +181,7 @@ def render(runs: list[dict[str, Any]], names: list[str] | None = None,
     columns = [column(run, names[i] if names and i < len(names) else None)
                for i, run in enumerate(runs)]
     invariants = catalogue()
-    levels = {i: inv.level.value for i, inv in invariants.items()}
+    levels = invariant_levels()
     suite = (runs[0].get("suite") or {}) if runs else {}
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -204,7 +203,7 @@ def render(runs: list[dict[str, Any]], names: list[str] | None = None,
 
 def markdown_table(runs: list[dict[str, Any]]) -> str:
     """The README's compatibility table: one row per backend, its score and failing MUSTs."""
-    levels = {i: inv.level.value for i, inv in catalogue().items()}
+    levels = invariant_levels()
     lines = ["| backend | server version | MUST invariants holding | failing MUST invariants | "
              "tests |", "|---|---|---|---|---|"]
     for run in runs:
