@@ -399,6 +399,8 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     elif report.skipped:
         verdict = Verdict.XFAIL if hasattr(report, "wasxfail") else Verdict.SKIP
         message = str(getattr(report, "wasxfail", "") or (exc or ""))
+    elif exc is None and str(report.longrepr).startswith("[XPASS(strict)]"):
+        verdict, message = Verdict.XPASS, f"{report.longrepr}: the expectation is stale"
     elif failure is not None:
         verdict, message = failure.verdict, f"{note}{failure}"
     elif isinstance(exc, AssertionError):

@@ -80,3 +80,18 @@ def test_command_launcher_boots_any_server(served, tmp_path):
     assert set(report["summary"]) == {"PASS"}
     pid = report["backend"]["server_pid"]
     assert not Path(f"/proc/{pid}").exists(), "the command's server outlived the run"
+
+
+def test_a_stale_expectation_is_reported_as_xpass(served, tmp_path):
+    """An expectation naming a test that passes fails the run, and run.json says XPASS."""
+    import dataclasses
+
+    stale = tmp_path / "stale.yaml"
+    stale.write_text("expectations:\n"
+                     "  - test: suites/test_shape.py::test_completions_logprobs_shape\n"
+                     "    expected: FAIL\n    reason: a deliberately stale entry\n"
+                     "    evidence: this test\n")
+    run = run_suite(dataclasses.replace(served, expectations=stale), tmp_path / "run",
+                    "-k", "test_completions_logprobs_shape")
+    assert run.returncode == 1, run.output[-2000:]
+    assert run.verdicts() == {"suites/test_shape.py::test_completions_logprobs_shape": "XPASS"}
