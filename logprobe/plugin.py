@@ -7,6 +7,7 @@ checkout and from anywhere the package is installed.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -359,7 +360,7 @@ def conformance_failure(exc: BaseException | None) -> tuple[ConformanceFailure |
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if report.when == "teardown":
-        report.logprobe_traffic = _new_traffic(item.config)
+        report.logprobe_traffic = json.dumps(_new_traffic(item.config))
     judgement = item.stash.get(JUDGEMENT_KEY, None)
     if judgement is None and not isinstance(getattr(call.excinfo, "value", None), ServerDiedError):
         return report  # not a conformance test (e.g. the project's own tests)
@@ -369,8 +370,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _new_traffic(config: pytest.Config) -> list[list[float]]:
-    """The exchanges sent since the last report, as plain spans that cross to the xdist
-    controller: [started (monotonic, one clock machine-wide), elapsed, prompt, completion]."""
+    """The exchanges sent since the last report, as plain spans for the collector:
+    [started (monotonic, one clock machine-wide), elapsed, prompt, completion]."""
     client = config.stash.get(CLIENT_KEY, None)
     if client is None:
         return []
@@ -390,7 +391,12 @@ def _span(exchange: Any) -> list[float]:
 def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None],
             judgement: Judgement) -> None:
     """Attach the test's run.json row to its report: the collector (in this process, or
-    in the xdist controller once the report crossed over) adds it to the run."""
+    in the xdist controller once the report crossed over) adds it to the run.
+
+    Rows and traffic travel as JSON text: execnet, which carries reports to the xdist
+    controller, cannot encode an integer below -2**31 (a generated invalid request holds
+    such values) and the worker died of it.
+    """
     exc = call.excinfo.value if call.excinfo else None
     failure, note = conformance_failure(exc)
     violations = list(judgement.violations) + (list(failure.violations) if failure else [])
@@ -408,7 +414,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     else:
         verdict, message = Verdict.ERROR, f"{type(exc).__name__}: {exc}" if exc else "error"
     level = judgement.level
-    report.logprobe_row = asdict(TestRow(
+    report.logprobe_row = json.dumps(asdict(TestRow(
         nodeid=item.nodeid,
         invariants=sorted(judgement.invariants | {v.id for v in violations}),
         level=level.value if level else None,
@@ -424,7 +430,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
         retries=sum(len(e.retries) for e in judgement.exchanges),
         exchanges=[e.to_record() for e in judgement.exchanges[:6]],
         data=judgement.data,
-    ))
+    )), default=str)  # as run.json writes it: a raw request body becomes its repr
 
 
 class RunCollector:
@@ -434,12 +440,19 @@ class RunCollector:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.spans: list[list[float]] = []
+        self.internal_error = False
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         row = getattr(report, "logprobe_row", None)
         if row is not None:
-            self.config.stash[REPORT_KEY].add(TestRow(**row))
-        self.spans.extend(getattr(report, "logprobe_traffic", None) or [])
+            self.config.stash[REPORT_KEY].add(TestRow(**json.loads(row)))
+        self.spans.extend(json.loads(getattr(report, "logprobe_traffic", None) or "[]"))
+
+    def pytest_internalerror(self, excrepr: Any, excinfo: Any) -> None:
+        """An xdist worker's internal error reaches the controller here, and pytest-xdist
+        still exits 0 if no test failed (pytest-dev/pytest-xdist#1017): a gate must not
+        pass a run whose tests never reported. Remembered, and the exit status set below."""
+        self.internal_error = True
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -448,10 +461,12 @@ class RunCollector:
         backend = self.config.stash.get(BACKEND_KEY, None)
         if backend is not None:  # the xdist controller's, once every worker is done
             backend.stop()
-        if not run.tests:
+        if self.internal_error and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if not run.tests and not self.internal_error:
             return
         run.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or self.internal_error
         run.traffic = traffic(self.spans)
         run.write()
         baseline = self.config.getoption("--baseline", default=None)

@@ -63,9 +63,11 @@ class SuiteRun:
         return [f for t in self.report.get("tests", []) for f in t.get("findings", [])]
 
 
-def run_suite(served: Served, report_dir: Path, *args: str, timeout: float = 600) -> SuiteRun:
-    """Run the conformance suite in a subprocess, as a user would, and read its run.json."""
-    command = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:randomly",
+def run_suite(served: Served, report_dir: Path, *args: str, timeout: float = 600,
+              tests: Path = ROOT / "suites") -> SuiteRun:
+    """Run the conformance suite (or other conformance ``tests``) in a subprocess, as a user
+    would, and read its run.json."""
+    command = [sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:randomly",
                f"--endpoint={served.base_url}", f"--report-dir={report_dir}", *args]
     if served.tokenizer:
         command.append(f"--tokenizer={served.tokenizer}")

@@ -114,6 +114,52 @@ def test_xdist_workers_report_what_one_process_reports(served, direct_run, tmp_p
     assert split.report["traffic"]["requests"] >= direct_run.report["traffic"]["requests"] * 0.9
 
 
+HUGE_INTEGER_CHECK = """
+from logprobe.invariants import errors
+
+
+def test_rejects_a_huge_negative_logprobs(api, model, judge):
+    exchange = api.completions({"model": model, "prompt": "hi", "max_tokens": 1,
+                                "logprobs": -2**40})
+    judge.rejection(exchange, errors.ERR_003)
+"""
+
+
+def test_xdist_rows_carry_integers_execnet_cannot(served, tmp_path):
+    """Workers hand rows to the controller through execnet, which cannot encode an integer
+    below -2**31 (its save_int packs it as a 4-byte int) and crashed the worker; generated
+    invalid requests carry such integers. Rows and traffic cross as JSON text."""
+    check = tmp_path / "test_huge.py"
+    check.write_text(HUGE_INTEGER_CHECK)
+    run = run_suite(served, tmp_path / "out", "-n", "2", tests=check)
+    assert run.returncode == 0, run.output[-3000:]
+    [row] = run.report["tests"]
+    assert row["verdict"] == "PASS"
+    assert row["exchanges"][0]["request"]["logprobs"] == -2**40
+
+
+UNSENDABLE_REPORTS = """
+import pytest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    report.unsendable = -2**40
+    return report
+"""
+
+
+def test_xdist_internal_error_fails_the_run(served, tmp_path):
+    """A worker's internal error (here: a report execnet cannot carry) must not end in exit 0
+    with no test reported, as pytest-xdist alone does (pytest-dev/pytest-xdist#1017)."""
+    (tmp_path / "test_huge.py").write_text(HUGE_INTEGER_CHECK)
+    (tmp_path / "conftest.py").write_text(UNSENDABLE_REPORTS)
+    run = run_suite(served, tmp_path / "out", "-n", "2", tests=tmp_path)
+    assert run.returncode == 3, run.output[-3000:]
+    assert run.report["interrupted"] is True
+
+
 def test_echo_plot_points_come_from_the_teacher_forcing_tests():
     vllm, llama = echo_points(_baseline("vllm")), echo_points(_baseline("llama-cpp"))
     assert vllm and all(abs(t - e) <= 1e-2 for t, e in vllm)
