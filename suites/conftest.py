@@ -10,6 +10,18 @@ from cases import chat, completion
 from logprobe.client import Exchange, RecordingClient
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first: the property tests (sequential batches of generated requests) lead.
+
+    With ``--dist loadgroup`` each test is its own unit, dealt to the workers in this
+    order, so the long tests start at once on different workers and the short ones fill
+    in around them (longest-processing-time-first). In file order they met at the end of
+    one worker's queue and ran one after the other while the others sat idle.
+    """
+    items.sort(key=lambda item: not getattr(getattr(item, "obj", None), "is_hypothesis_test",
+                                            False))
+
+
 @pytest.fixture(scope="session")
 def optional_tokenizer(request: pytest.FixtureRequest) -> Any:
     """The served model's tokenizer when one is known, else None (checks fall back to text)."""

@@ -9,14 +9,13 @@ carries a ``curl`` reproducer beside hypothesis's own reproduce blob.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logprobe.client import Exchange, RawBody, RecordingClient
+from logprobe.client import Exchange, RawBody
 from logprobe.invariants import errors, shape, streaming
 from logprobe.invariants.applicable import checks_for
 from logprobe.judge import Judge
@@ -45,17 +44,6 @@ def _fresh_judge(request: pytest.FixtureRequest, backend: Any) -> Judge:
     return new_judge(request, backend)
 
 
-def _send_all(api: RecordingClient, batch: list[tuple[str, Any]]) -> list[Exchange]:
-    def send(item: tuple[str, Any]) -> Exchange:
-        path, body = item
-        if isinstance(body, bytes):
-            return api.post_raw(path, body)
-        return api.post(path, body)
-
-    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-        return list(pool.map(send, batch))
-
-
 def _judge_valid(judge: Judge, exchange: Exchange) -> None:
     request = exchange.request_json
     if request.get("stream"):
@@ -72,7 +60,7 @@ def test_generated_completions(data, api, model, live_backend, vocab_size, logpr
     judge = _fresh_judge(request, live_backend)
     strategy = completion_requests(model, max_logprobs=logprobs_limit, vocab_size=vocab_size)
     batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
-    for exchange in _send_all(api, [("/completions", r) for r in batch]):
+    for exchange in api.post_many([("/completions", r) for r in batch]):
         _judge_valid(judge, exchange)
 
 
@@ -81,7 +69,7 @@ def test_generated_chat(data, api, model, live_backend, request):
     judge = _fresh_judge(request, live_backend)
     batch = data.draw(st.lists(chat_requests(model), min_size=BATCH, max_size=BATCH),
                       label="requests")
-    for exchange in _send_all(api, [("/chat/completions", r) for r in batch]):
+    for exchange in api.post_many([("/chat/completions", r) for r in batch]):
         _judge_valid(judge, exchange)
 
 
@@ -90,7 +78,7 @@ def test_generated_invalid_requests(data, api, model, live_backend, logprobs_lim
     judge = _fresh_judge(request, live_backend)
     batch = data.draw(st.lists(invalid_requests(model, logprobs_limit), min_size=BATCH,
                                max_size=BATCH), label="requests")
-    exchanges = _send_all(api, batch)
+    exchanges = api.post_many(batch)
     for exchange in exchanges:
         inv = errors.ERR_003 if exchange.path.endswith("/completions") and \
             not exchange.path.endswith("/chat/completions") else errors.ERR_001

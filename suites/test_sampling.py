@@ -13,14 +13,17 @@ def test_greedy_is_argmax(exchange, request, judge):
 
 
 def test_identical_requests_repeat(api, model, judge):
-    exchanges = [api.completions(completion(model, logprobs=2, seed=SEED)) for _ in range(5)]
+    """Sent together, as lm-eval sends its requests: batching is allowed to move values by
+    eps (SMP-002), never to change a token."""
+    exchanges = api.post_many([("/completions", completion(model, logprobs=2, seed=SEED))] * 5)
     bodies = [judge.ok(e, feature="logprobs") for e in exchanges]
     judge.check(exchanges, sampling.check_repeatable, bodies)
 
 
 def test_logprob_mode(api, model, judge):
-    low = api.completions(completion(model, logprobs=5, max_tokens=1, temperature=0.3, seed=SEED))
-    high = api.completions(completion(model, logprobs=5, max_tokens=1, temperature=1.7, seed=SEED))
+    low, high = api.post_many([
+        ("/completions", completion(model, logprobs=5, max_tokens=1, temperature=t, seed=SEED))
+        for t in (0.3, 1.7)])
     judge.check([low, high], sampling.describe_logprob_mode, judge.ok(low), judge.ok(high))
 
 
