@@ -39,6 +39,8 @@ from logprobe.launch.model import embedded_model_dir, prepare_embedded_model
 from logprobe.launch.vllm import VllmConfig, vllm_server
 
 ROOT = Path(__file__).resolve().parents[1]
+# As ./dev runs the suite: pytest may keep its rewritten plugin modules as bytecode.
+SUITE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def model_preparation() -> dict[str, float]:
@@ -87,12 +89,13 @@ def core_suite(base: str, rates: dict[str, float], workers: int) -> dict[str, An
     """The suite as ./dev conformance runs it (``workers`` xdist workers, one server)."""
     with tempfile.TemporaryDirectory(prefix="logprobe-bench-run-") as out:
         started = time.perf_counter()
-        spread = ["--dist=worksteal"] if workers else []
+        spread = ["--dist=loadgroup"] if workers else []
         subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", f"-n={workers}",
                         *spread,
                         f"--endpoint={base}", f"--tokenizer={embedded_model_dir()}",
                         f"--expectations={ROOT / 'fixtures/expectations/vllm.yaml'}",
-                        f"--report-dir={out}"], cwd=ROOT, capture_output=True, check=False)
+                        f"--report-dir={out}"], cwd=ROOT, capture_output=True, check=False,
+                       env=SUITE_ENV)
         wall = time.perf_counter() - started
         report = json.loads((Path(out) / "run.json").read_text())
     traffic = report["traffic"]
@@ -110,7 +113,8 @@ def property_run(base: str) -> dict[str, Any]:
         subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites/test_properties.py"),
                         "-q", f"--endpoint={base}", f"--tokenizer={embedded_model_dir()}",
                         f"--expectations={ROOT / 'fixtures/expectations/vllm.yaml'}",
-                        f"--report-dir={out}"], cwd=ROOT, capture_output=True, check=False)
+                        f"--report-dir={out}"], cwd=ROOT, capture_output=True, check=False,
+                       env=SUITE_ENV)
         wall = time.perf_counter() - started
         traffic = json.loads((Path(out) / "run.json").read_text())["traffic"]
     batches = traffic["requests"] // 4  # each example is a batch of 4 (plus a check-up request)
