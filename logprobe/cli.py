@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("report", help="the backend x invariant matrix of run.json files, as "
                             "one self-contained HTML page (or a Markdown table)")
     report.add_argument("runs", nargs="+", help="run.json files, one per backend")
-    report.add_argument("-o", "--output", default="matrix.html", help="HTML file to write")
+    report.add_argument("-o", "--output", default=None,
+                        help="HTML file to write (default: matrix.html; with --markdown-into, "
+                        "only when given)")
     report.add_argument("--markdown", action="store_true",
                         help="print the compatibility table as Markdown instead")
     report.add_argument("--markdown-into", default=None, metavar="FILE",
@@ -121,9 +123,11 @@ def _report(args: argparse.Namespace) -> int:
     if args.markdown_into:
         _replace_between(Path(args.markdown_into), markdown_table(runs))
         print(f"logprobe: compatibility table written into {args.markdown_into}")
-        return 0
-    Path(args.output).write_text(render(runs), encoding="utf-8")
-    print(f"logprobe: {args.output} ({len(runs)} backends)")
+        if args.output is None:
+            return 0
+    output = args.output or "matrix.html"
+    Path(output).write_text(render(runs), encoding="utf-8")
+    print(f"logprobe: {output} ({len(runs)} backends)")
     return 0
 
 

@@ -160,6 +160,18 @@ def test_xdist_internal_error_fails_the_run(served, tmp_path):
     assert run.report["interrupted"] is True
 
 
+def test_report_writes_the_page_and_the_readme_table_in_one_call(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- compat:begin -->\nold table\n<!-- compat:end -->\nafter\n")
+    page = tmp_path / "matrix.html"
+    done = _logprobe("report", *(str(BASELINES / f"{name}.json") for name in BACKENDS),
+                     "-o", str(page), "--markdown-into", str(readme))
+    assert done.returncode == 0, done.stderr
+    text = readme.read_text()
+    assert "old table" not in text and "llama-cpp" in text and text.endswith("after\n")
+    assert "<svg" in page.read_text()
+
+
 def test_echo_plot_points_come_from_the_teacher_forcing_tests():
     vllm, llama = echo_points(_baseline("vllm")), echo_points(_baseline("llama-cpp"))
     assert vllm and all(abs(t - e) <= 1e-2 for t, e in vllm)
