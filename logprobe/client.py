@@ -9,6 +9,7 @@ exchange renders itself as a ``curl`` command with the API key replaced by
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import shlex
@@ -131,6 +132,23 @@ class Exchange:
         if len(body) > limit:
             body = body[:limit] + f"... ({len(self.body)} bytes)"
         return f"HTTP {self.status}: {body}"
+
+    def to_wire(self) -> dict[str, Any]:
+        """Everything the checks read, as JSON (the body as base64): an exchange sent by one
+        process and judged in another."""
+        return {"method": self.method, "url": self.url, "request": self.request_json,
+                "status": self.status, "headers": self.response_headers,
+                "body": base64.b64encode(self.body).decode("ascii"), "elapsed": self.elapsed,
+                "started_at": self.started_at, "transport_error": self.transport_error,
+                "truncated": self.truncated, "stream": self.stream, "retries": self.retries}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Exchange:
+        return cls(method=data["method"], url=data["url"], request_json=data["request"],
+                   status=data["status"], response_headers=data["headers"],
+                   body=base64.b64decode(data["body"]), elapsed=data["elapsed"],
+                   started_at=data["started_at"], transport_error=data["transport_error"],
+                   truncated=data["truncated"], stream=data["stream"], retries=data["retries"])
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from logprobe.invariants.core import Level, Verdict
 from logprobe.judge import ConformanceFailure, Judge, Judgement
 from logprobe.launch.process import ServerDiedError, ServerStartError
 from logprobe.report.run import RunReport, TestRow
+from logprobe.shared import SharedExchanges
 
 JUDGEMENT_KEY = pytest.StashKey[Judgement]()
 REPORT_KEY = pytest.StashKey[RunReport]()
@@ -34,7 +36,9 @@ CLIENT_KEY = pytest.StashKey[RecordingClient]()
 BACKEND_KEY = pytest.StashKey[Backend]()
 TRAFFIC_CURSOR_KEY = pytest.StashKey[int]()
 BASELINE_DIFF_KEY = pytest.StashKey[str]()
+SHARE_DIR_KEY = pytest.StashKey[Path]()
 WORKER_BACKEND = "logprobe_backend"  # key of the backend's description in xdist's workerinput
+WORKER_SHARE_DIR = "logprobe_share_dir"  # where workers leave the exchanges they share
 
 
 def _register_hypothesis_profiles() -> None:
@@ -203,6 +207,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if _is_xdist_controller(config) and not config.getoption("collectonly"):
         config.stash[BACKEND_KEY] = _open_backend(config)
+        config.stash[SHARE_DIR_KEY] = Path(tempfile.mkdtemp(prefix="logprobe-shared-"))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -210,6 +215,7 @@ def pytest_configure_node(node: Any) -> None:
     backend = node.config.stash.get(BACKEND_KEY, None)
     if backend is not None:
         node.workerinput[WORKER_BACKEND] = backend.for_worker()
+        node.workerinput[WORKER_SHARE_DIR] = str(node.config.stash[SHARE_DIR_KEY])
 
 
 @pytest.fixture(scope="session")
@@ -245,6 +251,13 @@ def api(backend: Backend, request: pytest.FixtureRequest) -> Iterator[RecordingC
     request.config.stash[CLIENT_KEY] = client
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def shared_api(api: RecordingClient, request: pytest.FixtureRequest) -> SharedExchanges:
+    """For exchanges several tests judge: one request per run, whichever worker asks first."""
+    directory = getattr(request.config, "workerinput", {}).get(WORKER_SHARE_DIR)
+    return SharedExchanges(api, Path(directory) if directory else None)
 
 
 @pytest.fixture(scope="session")
@@ -461,6 +474,9 @@ class RunCollector:
         backend = self.config.stash.get(BACKEND_KEY, None)
         if backend is not None:  # the xdist controller's, once every worker is done
             backend.stop()
+        share_dir = self.config.stash.get(SHARE_DIR_KEY, None)
+        if share_dir is not None:
+            shutil.rmtree(share_dir, ignore_errors=True)
         if self.internal_error and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if not run.tests and not self.internal_error:

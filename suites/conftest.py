@@ -1,4 +1,5 @@
-"""Exchanges that several checks judge: sent once per session, judged many times."""
+"""Exchanges that several checks judge: sent once per run (across xdist workers too),
+judged many times."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 import pytest
 from cases import chat, completion
 
-from logprobe.client import Exchange, RecordingClient
+from logprobe.client import Exchange
+from logprobe.shared import SharedExchanges
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,21 +34,21 @@ def optional_tokenizer(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture(scope="session")
-def completion_top5(api: RecordingClient, model: str) -> Exchange:
-    return api.completions(completion(model, logprobs=5))
+def completion_top5(shared_api: SharedExchanges, model: str) -> Exchange:
+    return shared_api.completions(completion(model, logprobs=5))
 
 
 @pytest.fixture(scope="session")
-def chat_top5(api: RecordingClient, model: str) -> Exchange:
-    return api.chat(chat(model, logprobs=True, top_logprobs=5))
+def chat_top5(shared_api: SharedExchanges, model: str) -> Exchange:
+    return shared_api.chat(chat(model, logprobs=True, top_logprobs=5))
 
 
 @pytest.fixture(scope="session")
-def chat_no_top(api: RecordingClient, model: str) -> Exchange:
-    return api.chat(chat(model, logprobs=True))
+def chat_no_top(shared_api: SharedExchanges, model: str) -> Exchange:
+    return shared_api.chat(chat(model, logprobs=True))
 
 
 @pytest.fixture(scope="session")
-def echo_top2(api: RecordingClient, model: str) -> Exchange:
-    return api.completions(completion(model, "The capital of France is Paris", echo=True,
-                                      max_tokens=2, logprobs=2))
+def echo_top2(shared_api: SharedExchanges, model: str) -> Exchange:
+    return shared_api.completions(completion(model, "The capital of France is Paris", echo=True,
+                                             max_tokens=2, logprobs=2))
