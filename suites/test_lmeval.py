@@ -73,9 +73,12 @@ class Context:
         return ids
 
 
-def _generate(api, model, judge, context: Context, prefix: list[str], n: int):
-    """Greedy generation from context + prefix: tokens and their teacher-forced logprobs."""
-    exchange = api.completions(completion(model, context.prompt(prefix), max_tokens=n,
+def _generate(sender, model, judge, context: Context, prefix: list[str], n: int):
+    """Greedy generation from context + prefix: tokens and their teacher-forced logprobs.
+
+    From the context alone both tests ask the same question (the greedy one reads all
+    positions, the non-greedy one the first): ``shared_api`` sends it once per run."""
+    exchange = sender.completions(completion(model, context.prompt(prefix), max_tokens=n,
                                           logprobs=5, seed=SEED))
     body = judge.response(exchange, shape.check_completions_shape, feature="logprobs")
     logprobs = first_logprobs(body)
@@ -118,9 +121,9 @@ def prompt_form(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.mark.parametrize("text", LMEVAL_CONTEXTS)
-def test_echo_matches_teacher_forcing_greedy(text, api, model, judge, prompt_form):
+def test_echo_matches_teacher_forcing_greedy(text, api, shared_api, model, judge, prompt_form):
     context = Context(text, prompt_form)
-    generation, logprobs = _generate(api, model, judge, context, [], CONTINUATION_TOKENS)
+    generation, logprobs = _generate(shared_api, model, judge, context, [], CONTINUATION_TOKENS)
     continuation = logprobs["tokens"]
     if context.ids is not None:
         context.continuation_ids(continuation)
@@ -130,10 +133,11 @@ def test_echo_matches_teacher_forcing_greedy(text, api, model, judge, prompt_for
 
 
 @pytest.mark.parametrize("text", LMEVAL_CONTEXTS)
-def test_echo_matches_teacher_forcing_non_greedy(text, api, model, judge, prompt_form):
+def test_echo_matches_teacher_forcing_non_greedy(text, api, shared_api, model, judge,
+                                                 prompt_form):
     """A continuation whose first token is the runner-up: lm-eval must call it not greedy."""
     context = Context(text, prompt_form)
-    first, logprobs = _generate(api, model, judge, context, [], 1)
+    first, logprobs = _generate(shared_api, model, judge, context, [], CONTINUATION_TOKENS)
     greedy_token = logprobs["tokens"][0]
     ranked = sorted(logprobs["top_logprobs"][0].items(), key=lambda kv: -kv[1])
     runner_up = next(((t, v) for t, v in ranked if t != greedy_token and t.strip()), None)
