@@ -10,7 +10,6 @@ process the same payload is answered from memory, so two tests asking the same q
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import threading
@@ -19,13 +18,18 @@ from typing import Any
 
 from logprobe.client import Exchange, RecordingClient
 
+try:
+    import fcntl
+except ImportError:  # Windows (a client of a remote server): each worker sends its own
+    fcntl = None  # type: ignore[assignment]
+
 
 class SharedExchanges:
     """``completions``/``chat`` like the client's, answered once per run and payload."""
 
     def __init__(self, client: RecordingClient, directory: Path | None):
         self.client = client
-        self.directory = directory
+        self.directory = directory if fcntl is not None else None
         self._seen: dict[str, Exchange] = {}
         self._lock = threading.Lock()
 
