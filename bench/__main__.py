@@ -85,19 +85,24 @@ def throughput(base: str, model: str) -> dict[str, float]:
             "generation_tokens_per_s": round(generation_tps, 1)}
 
 
-def core_suite(base: str, rates: dict[str, float], workers: int) -> dict[str, Any]:
-    """The suite as ./dev conformance runs it (``workers`` xdist workers, one server)."""
+def _timed_run(base: str, target: str, *args: str) -> tuple[float, dict[str, Any]]:
+    """Run the suite (``target`` below the root) against ``base`` as ./dev would: its wall
+    time and its run.json."""
     with tempfile.TemporaryDirectory(prefix="logprobe-bench-run-") as out:
         started = time.perf_counter()
-        spread = ["--dist=loadgroup"] if workers else []
-        subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", f"-n={workers}",
-                        *spread,
+        subprocess.run([sys.executable, "-m", "pytest", str(ROOT / target), "-q", *args,
                         f"--endpoint={base}", f"--tokenizer={embedded_model_dir()}",
                         f"--expectations={ROOT / 'fixtures/expectations/vllm.yaml'}",
                         f"--report-dir={out}"], cwd=ROOT, capture_output=True, check=False,
                        env=SUITE_ENV)
         wall = time.perf_counter() - started
-        report = json.loads((Path(out) / "run.json").read_text())
+        return wall, json.loads((Path(out) / "run.json").read_text())
+
+
+def core_suite(base: str, rates: dict[str, float], workers: int) -> dict[str, Any]:
+    """The suite as ./dev conformance runs it (``workers`` xdist workers, one server)."""
+    spread = ["--dist=loadgroup"] if workers else []
+    wall, report = _timed_run(base, "suites", f"-n={workers}", *spread)
     traffic = report["traffic"]
     ideal = (traffic["prompt_tokens"] / rates["prompt_tokens_per_s"]
              + traffic["completion_tokens"] / rates["generation_tokens_per_s"])
@@ -108,15 +113,8 @@ def core_suite(base: str, rates: dict[str, float], workers: int) -> dict[str, An
 
 def property_run(base: str) -> dict[str, Any]:
     """Examples per second, and the share of wall time with a request at the server."""
-    with tempfile.TemporaryDirectory(prefix="logprobe-bench-props-") as out:
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites/test_properties.py"),
-                        "-q", f"--endpoint={base}", f"--tokenizer={embedded_model_dir()}",
-                        f"--expectations={ROOT / 'fixtures/expectations/vllm.yaml'}",
-                        f"--report-dir={out}"], cwd=ROOT, capture_output=True, check=False,
-                       env=SUITE_ENV)
-        wall = time.perf_counter() - started
-        traffic = json.loads((Path(out) / "run.json").read_text())["traffic"]
+    wall, report = _timed_run(base, "suites/test_properties.py")
+    traffic = report["traffic"]
     batches = traffic["requests"] // 4  # each example is a batch of 4 (plus a check-up request)
     return {"wall_s": round(wall, 1), "examples": batches,
             "examples_per_s": round(batches / wall, 2),
