@@ -2,12 +2,14 @@
 
 Each example is a batch of requests sent together (so a property run costs
 the server's time, not round trips), then judged one by one by a judge of its
-own (new_judge, which checks the server is alive): the report keeps the last
+own (_fresh_judge, which checks the server is alive): the report keeps the last
 one made, the failing example. Profiles: ``ci`` (the default here:
 derandomised, few examples, the first failing example reported as found),
 ``dev`` and ``thorough`` (which shrink it); choose with
 ``--hypothesis-profile``. A failing example's report carries a ``curl``
-reproducer beside hypothesis's own reproduce blob.
+reproducer beside hypothesis's own reproduce blob. Derandomised examples
+follow the test functions' source: editing a test body changes what ``ci``
+and ``quick`` generate, and the kill matrix (tests/) relies on ``quick``'s.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ def live_backend(backend: Any) -> Any:
     return backend
 
 
+def _fresh_judge(request: pytest.FixtureRequest, backend: Any) -> Judge:
+    """One judgement per example (the server may die between examples): the report keeps
+    the last one, the failing example."""
+    return new_judge(request, backend)
+
+
 def _judge_valid(judge: Judge, exchange: Exchange) -> None:
     request = exchange.request_json
     if request.get("stream"):
@@ -54,7 +62,7 @@ def _judge_valid(judge: Judge, exchange: Exchange) -> None:
 @given(data=st.data())
 def test_generated_completions(data, api, model, live_backend, vocab_size, logprobs_limit,
                                request):
-    judge = new_judge(request, live_backend)
+    judge = _fresh_judge(request, live_backend)
     strategy = completion_requests(model, max_logprobs=logprobs_limit, vocab_size=vocab_size)
     batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
     for exchange in api.post_many([("/completions", r) for r in batch]):
@@ -63,7 +71,7 @@ def test_generated_completions(data, api, model, live_backend, vocab_size, logpr
 
 @given(data=st.data())
 def test_generated_chat(data, api, model, live_backend, request):
-    judge = new_judge(request, live_backend)
+    judge = _fresh_judge(request, live_backend)
     batch = data.draw(st.lists(chat_requests(model), min_size=BATCH, max_size=BATCH),
                       label="requests")
     for exchange in api.post_many([("/chat/completions", r) for r in batch]):
@@ -72,7 +80,7 @@ def test_generated_chat(data, api, model, live_backend, request):
 
 @given(data=st.data())
 def test_generated_invalid_requests(data, api, model, live_backend, logprobs_limit, request):
-    judge = new_judge(request, live_backend)
+    judge = _fresh_judge(request, live_backend)
     batch = data.draw(st.lists(invalid_requests(model, logprobs_limit), min_size=BATCH,
                                max_size=BATCH), label="requests")
     exchanges = api.post_many(batch)
