@@ -131,6 +131,9 @@ def open_backend(options: BackendOptions) -> Backend:
             backend.identity = preflight(booted.base_url, options.api_key,
                                          options.model or booted.model)
             backend.identity.booted = options.serve
+            if options.serve != "command":
+                backend.identity.family = options.serve
+                backend.identity.identified_by = f"booted here with --serve {options.serve}"
             backend.identity.server_version = backend.identity.server_version or booted.version
             backend.tokenizer = booted.tokenizer
         backend.tokenizer = options.tokenizer or backend.tokenizer

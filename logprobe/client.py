@@ -246,7 +246,7 @@ class RecordingClient:
             exchange, retryable, delay = self._attempt(method, path, payload)
             if not retryable or len(history) >= self.retries:
                 break
-            history.append(exchange.transport_error or f"HTTP {exchange.status}")
+            history.append(_attempt_summary(exchange))
             time.sleep(min(delay if delay is not None else self.backoff * 2 ** len(history),
                            MAX_RETRY_DELAY))
         exchange.retries = history
@@ -291,6 +291,13 @@ class RecordingClient:
         exchange.elapsed = time.monotonic() - started
         retryable = retry_error or exchange.status in RETRY_STATUSES
         return exchange, retryable, _retry_after(exchange)
+
+
+def _attempt_summary(exchange: Exchange) -> str:
+    """What a failed attempt got: a status, a transport error, or a body cut off after a status."""
+    if exchange.transport_error and exchange.status is not None:
+        return f"HTTP {exchange.status}, then {exchange.transport_error} (the body was cut off)"
+    return exchange.transport_error or f"HTTP {exchange.status}"
 
 
 def _retry_after(exchange: Exchange) -> float | None:

@@ -30,6 +30,10 @@ class BackendIdentity:
     server_version: str | None = None
     server_header: str | None = None
     booted: str | None = None  # the launcher that booted it, or None for --endpoint
+    # The serving framework, when the server names itself (see ``identify``): which
+    # expectation file describes it.
+    family: str | None = None
+    identified_by: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -59,9 +63,11 @@ def preflight(
             f"{base_url}/models answered {response.status_code}: pass --api-key "
             "(or set OPENAI_API_KEY)"
         )
+    family, evidence = None, None
     try:
         body = response.json()
         models = [m["id"] for m in body["data"] if isinstance(m, dict) and "id" in m]
+        family, evidence = identify(body, version)
     except (ValueError, KeyError, TypeError):
         excerpt = response.text[:200].replace("\n", " ")
         if model is None:
@@ -80,7 +86,28 @@ def preflight(
         models=models,
         server_version=version,
         server_header=response.headers.get("server"),
+        family=family,
+        identified_by=evidence,
     )
+
+
+# How servers name themselves in GET /v1/models: the ``owned_by`` their code writes.
+# vLLM: "vllm" (vllm/entrypoints/openai/serving_models.py); llama-cpp-python: "me"
+# (llama_cpp/server/app.py); SGLang: "sglang"; LMDeploy: "lmdeploy".
+OWNED_BY_FAMILY = {"vllm": "vllm", "me": "llama-cpp", "sglang": "sglang", "lmdeploy": "lmdeploy"}
+
+
+def identify(models_body: Any, version: str | None) -> tuple[str | None, str | None]:
+    """(family, how it was told) from a /v1/models body and GET /version; (None, None) when
+    the server does not say (a gateway may hide it)."""
+    data = models_body.get("data") if isinstance(models_body, dict) else None
+    owners = {m.get("owned_by") for m in data or [] if isinstance(m, dict)}
+    for owner in sorted(o for o in owners if isinstance(o, str)):
+        family = OWNED_BY_FAMILY.get(owner)
+        if family:
+            told = f"GET /v1/models owned_by {owner!r}"
+            return family, told + (f", GET /version {version}" if version else "")
+    return None, None
 
 
 def _server_version(client: httpx.Client, base_url: str) -> str | None:

@@ -64,6 +64,18 @@ class Expectation:
         return all(_matches(request.get(key), want) for key, want in self.request.items())
 
 
+@dataclass(frozen=True)
+class ExpectationSet:
+    """The expectations of a run, where they came from, and why that file."""
+
+    entries: list[Expectation]
+    file: str | None
+    why: str
+
+    def applying(self, version: str | None) -> list[Expectation]:
+        return [e for e in self.entries if e.applies_to(version)]
+
+
 def _matches(value: Any, want: Any) -> bool:
     """A value equals ``want``, or lies in ``{min: a, max: b}``."""
     if isinstance(want, dict):

@@ -26,9 +26,8 @@ from logprobe.invariants.core import (
     Verdict,
     Violation,
     invariants_of,
+    worst,
 )
-
-_VERDICT_RANK = [Verdict.FAIL, Verdict.UNSUPPORTED, Verdict.IGNORED, Verdict.ERROR]
 
 
 class ConformanceFailure(AssertionError):
@@ -57,6 +56,10 @@ class Judgement:
     """What one test found; the plugin turns it into a report row."""
 
     invariants: set[str] = field(default_factory=set)
+    # What the checks judged (the transport classification of ``ok`` aside), and what
+    # they had nothing to judge, with why: a test that judged nothing is N/A, not PASS.
+    checked: set[str] = field(default_factory=set)
+    unjudged: dict[str, str] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     expected: list[tuple[Violation, Expectation]] = field(default_factory=list)
@@ -77,6 +80,14 @@ class Judgement:
     def findings(self) -> list[Violation]:
         return [v for v in self.violations if v.level is not Level.MUST]
 
+    @property
+    def judged_nothing(self) -> bool:
+        return not self.checked and bool(self.unjudged)
+
+    def not_judged(self) -> dict[str, str]:
+        """The invariants this test touched but never judged, with why."""
+        return {i: why for i, why in self.unjudged.items() if i not in self.checked}
+
 
 class Judge:
     """Bound to one test: classify exchanges, run checks, raise on a violated MUST."""
@@ -90,6 +101,7 @@ class Judge:
         self.judgement = judgement
         self._on_transport_error = on_transport_error
         self._expectations = expectations or []
+        self._reported: set[int] = set()  # exchanges whose own defects were recorded
 
     def _expected(self, violations: list[Violation], exchanges: list[Exchange]) -> list[Violation]:
         """Move violations an expectation file describes into ``judgement.expected``; with
@@ -114,11 +126,27 @@ class Judge:
                 self.judgement.exchanges.append(exchange)
         self.judgement.invariants.update(i.id for i in invariants)
 
+    def _exchange_findings(self, exchanges: Iterable[Exchange]) -> list[Violation]:
+        """What an exchange says about the server by itself, once per test: bare NaN
+        literals in its JSON (VAL-001), and failed attempts a retry hid (ERR-006). Pure
+        reads: the same shared exchange judged by several tests is reported by each."""
+        from logprobe.invariants.values import check_json_literals
+
+        found: list[Violation] = []
+        for exchange in exchanges:
+            if id(exchange) in self._reported:
+                continue
+            self._reported.add(id(exchange))
+            found += check_json_literals(exchange.nonstandard_constants)
+            found += err.check_retried(exchange.retries)
+        return found
+
     def ok(self, exchange: Exchange, *, feature: str = "the request") -> Any:
         """The parsed body of a response that must be a usable 200, else raise the verdict."""
         self._note([exchange], [err.ERR_004])
         verdict, message = classify(exchange)
         if verdict is Verdict.PASS:
+            self.record([exchange], [], [])  # what the exchange says by itself (NaN, retries)
             return exchange.json
         if verdict is Verdict.ERROR and self._on_transport_error and exchange.transport_error:
             self._on_transport_error()  # raises ServerDiedError when the server is gone
@@ -181,17 +209,17 @@ class Judge:
         *,
         raise_now: bool = True,
     ) -> list[Violation]:
+        markers = [v for v in violations if v.verdict is Verdict.NA]
+        violations = [v for v in violations if v.verdict is not Verdict.NA]
+        unjudged = {v.id for v in markers}
         invariants = list(invariants) + [v.invariant for v in violations]
         self._note(exchanges, invariants)
+        self.judgement.checked.update(i.id for i in invariants if i.id not in unjudged)
+        self.judgement.checked.update(v.id for v in violations)
+        for marker in markers:
+            self.judgement.unjudged.setdefault(marker.id, marker.message)
+        violations = violations + self._exchange_findings(exchanges)
         violations = self._expected(violations, list(exchanges))
-        for exchange in exchanges:
-            if exchange.nonstandard_constants:
-                from logprobe.invariants.values import VAL_001
-
-                violations = [*violations, Violation(
-                    VAL_001, "the JSON body contains " + ", ".join(
-                        sorted(set(exchange.nonstandard_constants))) + " (not valid JSON)")]
-                exchange.nonstandard_constants = []
         self.judgement.violations.extend(violations)
         if raise_now:
             self._raise_if_must(violations, exchanges)
@@ -204,16 +232,12 @@ class Judge:
     def _raise_if_must(self, violations: list[Violation], exchanges: list[Exchange]) -> None:
         must = [v for v in violations if v.level is Level.MUST]
         if must:
-            worst = max((v.verdict for v in must), key=_rank)
-            self._fail(must, exchanges, worst)
+            verdict = Verdict(worst([v.verdict.value for v in must]))
+            self._fail(must, exchanges, verdict)
 
     def _fail(self, violations: list[Violation], exchanges: list[Exchange], verdict: Verdict) -> None:
         self.judgement.violations.extend(v for v in violations if v not in self.judgement.violations)
         raise ConformanceFailure(verdict, violations, exchanges)
-
-
-def _rank(verdict: Verdict) -> int:
-    return _VERDICT_RANK.index(verdict) if verdict in _VERDICT_RANK else 0
 
 
 def classify(exchange: Exchange) -> tuple[Verdict, str]:

@@ -22,16 +22,19 @@ import pytest
 from logprobe.backend import Backend, BackendOptions, open_backend
 from logprobe.client import RecordingClient
 from logprobe.endpoint import EXIT_ENDPOINT_UNUSABLE, EXIT_SERVER_START_FAILED, EndpointUnusable
-from logprobe.expectations import Expectation
+from logprobe.expectations import Expectation, ExpectationSet
 from logprobe.invariants.core import Level, Verdict
 from logprobe.judge import ConformanceFailure, Judge, Judgement
-from logprobe.launch.process import ServerDiedError, ServerStartError
+from logprobe.launch.process import ServerStartError
 from logprobe.report.run import RunReport, TestRow
 from logprobe.shared import SharedExchanges
+from logprobe.tolerance import DEFAULT as DEFAULT_TOLERANCE
+from logprobe.tolerance import Tolerance
 
 JUDGEMENT_KEY = pytest.StashKey[Judgement]()
+EXPECTATION_KEY = pytest.StashKey[Expectation]()
 REPORT_KEY = pytest.StashKey[RunReport]()
-EXPECTATIONS_KEY = pytest.StashKey[list["Expectation"]]()
+EXPECTATIONS_KEY = pytest.StashKey["ExpectationSet"]()
 CLIENT_KEY = pytest.StashKey[RecordingClient]()
 BACKEND_KEY = pytest.StashKey[Backend]()
 TRAFFIC_CURSOR_KEY = pytest.StashKey[int]()
@@ -115,6 +118,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "own mmlu group from the hub (cais/mmlu; needs internet)")
     group.addoption("--mmlu-subjects", type=int, default=None,
                     help="e2e: only the first N subjects (alphabetical); default: all 57")
+    group.addoption("--logprob-tolerance", default=None, metavar="PER_TOKEN[:MEDIAN]",
+                    help="how far two logprobs of one token may differ in nats (echo vs "
+                    "generation, stream vs not, repeats): per token, and in the median over "
+                    "a comparison or the run (default 0.5:0.01, from measured GPU bf16/fp16 "
+                    "drift; see logprobe/tolerance.py)")
     group.addoption("--logprobs-limit", type=int, default=20,
                     help="the server's completions logprobs limit, for ERR-003 "
                     "(OpenAI: 5, vLLM: --max-logprobs, 20 by default)")
@@ -133,31 +141,61 @@ def pytest_configure(config: pytest.Config) -> None:
     key = _api_key(config)
     report.secrets = (key,) if key else ()
     config.stash[REPORT_KEY] = report
-    config.stash[EXPECTATIONS_KEY] = _load_expectations(config)
+    loaded = _load_expectations(config)
+    if loaded is not None:
+        config.stash[EXPECTATIONS_KEY] = loaded
+    _tolerance(config)  # a malformed value is a usage error before anything starts
     if hasattr(config, "workerinput"):
         report.path = None  # an xdist worker: the controller writes run.json
     else:
         config.pluginmanager.register(RunCollector(config), "logprobe-run-collector")
 
 
-def _load_expectations(config: pytest.Config) -> list[Expectation]:
+def _load_expectations(config: pytest.Config) -> ExpectationSet | None:
+    """``--expectations FILE`` or ``none``; None: chosen once the server has named itself
+    (``expectations_of``)."""
     from logprobe import expectations
 
     given = config.getoption("--expectations", default=None)
     if given == "none":
-        return []
-    if given:
-        path: Path | None = Path(given)
-    elif config.getoption("--endpoint", default=None) or config.getoption("--fault", default=None):
-        path = None  # a given endpoint is not the backend our files describe
-    else:
-        path = expectations.default_file(config.getoption("--serve", default="vllm"))
-    if path is None:
-        return []
+        return ExpectationSet([], None, "--expectations none: judged raw")
+    if not given:
+        return None
     try:
-        return expectations.load(path)
+        return ExpectationSet(expectations.load(Path(given)), given, "--expectations")
     except (OSError, ValueError) as exc:
-        raise pytest.UsageError(f"--expectations {path}: {exc}") from exc
+        raise pytest.UsageError(f"--expectations {given}: {exc}") from exc
+
+
+def expectations_of(config: pytest.Config, backend: Backend) -> ExpectationSet:
+    """The run's expectation file: the one given, or the one of the framework the server
+    named itself as (GET /version and /v1/models, or the launcher that booted it)."""
+    from logprobe import expectations
+
+    chosen = config.stash.get(EXPECTATIONS_KEY, None)
+    if chosen is not None:
+        return chosen
+    family = backend.identity.family
+    path = expectations.default_file(family) if family else None
+    if path is None:
+        why = (f"the server named itself {family!r}, which has no expectation file" if family
+               else "the server did not name its framework")
+        chosen = ExpectationSet([], None, why)
+    else:
+        chosen = ExpectationSet(expectations.load(path), str(path),
+                                f"{family}: {backend.identity.identified_by}")
+    config.stash[EXPECTATIONS_KEY] = chosen
+    return chosen
+
+
+def _tolerance(config: pytest.Config) -> Tolerance:
+    given = config.getoption("--logprob-tolerance", default=None)
+    if not given:
+        return DEFAULT_TOLERANCE
+    try:
+        return Tolerance.parse(given)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--logprob-tolerance: {exc}") from exc
 
 
 def _api_key(config: pytest.Config) -> str | None:
@@ -193,6 +231,11 @@ def _open_backend(config: pytest.Config) -> Backend:
                     returncode=EXIT_SERVER_START_FAILED)
     report = config.stash[REPORT_KEY]
     report.backend = backend.describe(config.getoption("--backend-name"))
+    chosen = expectations_of(config, backend)
+    report.backend["expectations"] = {
+        "file": chosen.file, "why": chosen.why, "entries": len(chosen.entries),
+        "applied": len(chosen.applying(backend.identity.server_version))}
+    report.backend["tolerance"] = _tolerance(config).describe()
     report.write()
     return backend
 
@@ -302,8 +345,13 @@ def new_judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
 
 def expectations_for(config: pytest.Config, backend: Backend) -> list[Expectation]:
     """The run's expectations that hold for this server's version."""
-    version = backend.identity.server_version
-    return [e for e in config.stash[EXPECTATIONS_KEY] if e.applies_to(version)]
+    return expectations_of(config, backend).applying(backend.identity.server_version)
+
+
+@pytest.fixture(scope="session")
+def tolerance(request: pytest.FixtureRequest) -> Tolerance:
+    """How far two logprobs of one token may differ (``--logprob-tolerance``)."""
+    return _tolerance(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -323,14 +371,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _expected_failures(request: pytest.FixtureRequest) -> None:
-    """A test an expectation names becomes a strict xfail, once the server's version is known
-    (expectations may hold for some versions only): a pass then says the entry is stale."""
+    """A test an expectation names is expected to fail *as the entry says*, once the server's
+    version is known (expectations may hold for some versions only). The outcome is settled
+    in ``_settle_expectation``: the named verdict and invariant make an XFAIL, a pass an
+    XPASS (the entry is stale), any other failure stays a failure."""
     if "backend" not in request.fixturenames:
         return  # not a conformance test
     for expectation in expectations_for(request.config, request.getfixturevalue("backend")):
         if expectation.test == request.node.nodeid:
-            request.applymarker(pytest.mark.xfail(
-                strict=True, reason=f"{expectation.reason} ({expectation.evidence})"))
+            request.node.stash[EXPECTATION_KEY] = expectation
+
+
+def _settle_expectation(report: pytest.TestReport, expectation: Expectation,
+                        exc: BaseException | None) -> None:
+    """Turn a test-level expectation into XFAIL, XPASS or an unexpected failure, in place."""
+    reason = f"{expectation.reason} ({expectation.evidence})"
+    if report.passed:
+        report.outcome = "failed"
+        report.longrepr = f"[XPASS(strict)] {reason}"
+        return
+    failure, _ = conformance_failure(exc)
+    got_verdict = failure.verdict.value if failure else "ERROR"
+    got = {v.id for v in failure.violations} if failure else set()
+    verdict_ok = expectation.verdict is None or expectation.verdict == got_verdict
+    invariant_ok = expectation.invariant is None or expectation.invariant in got
+    if failure is not None and verdict_ok and invariant_ok:
+        report.outcome = "skipped"
+        report.wasxfail = reason
+        return
+    wanted = " ".join(x for x in (expectation.verdict, expectation.invariant) if x) or "a failure"
+    report.longrepr = (f"expected {wanted} ({expectation.reason}), but it ended "
+                       f"{got_verdict} {', '.join(sorted(got)) or ''}: the known defect changed "
+                       f"or another one appeared\n{report.longrepr}")
 
 
 @pytest.hookimpl(specname="pytest_runtest_makereport", tryfirst=True)
@@ -374,9 +446,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.when == "teardown":
         report.logprobe_traffic = json.dumps(_new_traffic(item.config))
-    judgement = item.stash.get(JUDGEMENT_KEY, None)
-    if judgement is None and not isinstance(getattr(call.excinfo, "value", None), ServerDiedError):
+    if "backend" not in getattr(item, "fixturenames", ()):
         return report  # not a conformance test (e.g. the project's own tests)
+    expectation = item.stash.get(EXPECTATION_KEY, None)
+    if expectation is not None and report.when == "call":
+        _settle_expectation(report, expectation, call.excinfo.value if call.excinfo else None)
+    judgement = item.stash.get(JUDGEMENT_KEY, None)
     if report.when == "call" or (report.when == "setup" and not report.passed):
         _record(item, report, call, judgement or Judgement())
     return report
@@ -413,7 +488,12 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     exc = call.excinfo.value if call.excinfo else None
     failure, note = conformance_failure(exc)
     violations = list(judgement.violations) + (list(failure.violations) if failure else [])
-    if report.passed:
+    if report.passed and judgement.judged_nothing:
+        verdict = Verdict.NA
+        message = "nothing to judge: " + "; ".join(
+            f"{i}: {why.removeprefix('nothing to judge: ')}"
+            for i, why in sorted(judgement.not_judged().items()))
+    elif report.passed:
         verdict, message = Verdict.PASS, ""
     elif report.skipped:
         verdict = Verdict.XFAIL if hasattr(report, "wasxfail") else Verdict.SKIP
@@ -429,7 +509,8 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     level = judgement.level
     report.logprobe_row = json.dumps(asdict(TestRow(
         nodeid=item.nodeid,
-        invariants=sorted(judgement.invariants | {v.id for v in violations}),
+        invariants=sorted((judgement.invariants - set(judgement.not_judged()))
+                          | {v.id for v in violations}),
         level=level.value if level else None,
         verdict=verdict.value,
         message=message[:4000],
@@ -438,6 +519,8 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
                   for v in judgement.findings]
         + [{"invariant": v.id, "level": "EXPECTED", "message": f"{v.render()}\n    expected: "
             f"{e.reason}", "evidence": e.evidence} for v, e in judgement.expected],
+        unjudged=[{"invariant": i, "reason": why}
+                  for i, why in sorted(judgement.not_judged().items())],
         reproducers=[e.curl() for e in judgement.exchanges[:6]],
         duration_s=round(report.duration, 3),
         retries=sum(len(e.retries) for e in judgement.exchanges),
@@ -481,6 +564,8 @@ class RunCollector:
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
         if not run.tests and not self.internal_error:
             return
+        if self._judge_run(run) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         run.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or self.internal_error
         run.traffic = traffic(self.spans)
@@ -488,6 +573,41 @@ class RunCollector:
         baseline = self.config.getoption("--baseline", default=None)
         if baseline:
             self._compare(session, baseline, run.as_dict())
+
+    def _judge_run(self, run: RunReport) -> bool:
+        """The run-level judgement (NUM): every echo-versus-generation token the tests
+        compared, pooled; a row of its own in run.json. True if a MUST failed."""
+        from logprobe.invariants import numerics
+
+        drift = numerics.run_drift(asdict(row) for row in run.tests)
+        if not drift.n:
+            return False
+        found = numerics.check_run_drift(drift, _tolerance(self.config))
+        markers = [v for v in found if v.verdict is Verdict.NA]
+        found = [v for v in found if v.verdict is not Verdict.NA]
+        chosen = self.config.stash.get(EXPECTATIONS_KEY, None)
+        entries = chosen.applying(run.backend.get("server_version")) if chosen else []
+        expected = [(v, e) for v in found for e in entries
+                    if e.test is None and e.matches(v.id, v.verdict.value, "", {})]
+        found = [v for v in found if v not in {x for x, _ in expected}]
+        must = [v for v in found if v.level is Level.MUST]
+        verdict = Verdict.FAIL if must else Verdict.NA if markers else Verdict.PASS
+        unjudged = {v.id for v in markers}
+        run.add(TestRow(
+            nodeid=numerics.RUN_NODEID,
+            invariants=[i for i in ("NUM-001", "NUM-002") if i not in unjudged],
+            level="MUST", verdict=verdict.value,
+            message="\n".join(v.render() for v in must + markers)[:4000],
+            violated=sorted({v.id for v in must}),
+            findings=[{"invariant": v.id, "level": v.level.value, "message": v.render()}
+                      for v in found if v.level is not Level.MUST]
+            + [{"invariant": v.id, "level": "EXPECTED", "message": f"{v.render()}\n    expected: "
+                f"{e.reason}", "evidence": e.evidence} for v, e in expected],
+            unjudged=[{"invariant": v.id, "reason": v.message} for v in markers],
+            data={"drift": {"tokens": drift.n, "max": round(drift.max, 6),
+                            "p99": round(drift.quantile(0.99), 6),
+                            "median": round(drift.median, 6)}}))
+        return bool(must)
 
     def _compare(self, session: pytest.Session, baseline: str, current: dict[str, Any]) -> None:
         from logprobe.report.diff import diff_runs
@@ -546,7 +666,19 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     backend = run.backend
     tr.write_line(f"backend: {backend.get('name')}  model: {backend.get('model')}  "
                   f"server version: {backend.get('server_version')}")
+    chosen = backend.get("expectations") or {}
+    if chosen:
+        tr.write_line(f"expectations: {chosen.get('file') or 'none'} ({chosen.get('why')}); "
+                      f"{chosen.get('applied')} of {chosen.get('entries')} entries apply to "
+                      "this server version")
+    if backend.get("tolerance"):
+        tr.write_line(f"logprob tolerance: {backend['tolerance']}")
     tr.write_line("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(run.summary().items())))
+    for row in run.tests:
+        if row.verdict == Verdict.NA.value:
+            tr.write_line(f"N/A (nothing to judge, not a pass): {row.nodeid}: {row.message[:200]}")
+        elif row.nodeid.startswith("logprobe::run::") and row.verdict != Verdict.PASS.value:
+            tr.write_line(f"{row.verdict} {row.nodeid}: {row.message[:600]}")
     findings = [(row.nodeid, f) for row in run.tests for f in row.findings]
     for level in ("EXPECTED", Level.SHOULD.value, Level.INFO.value):
         selected = [(n, f) for n, f in findings if f["level"] == level]

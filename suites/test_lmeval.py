@@ -95,7 +95,8 @@ def _ctxlen(context: Context, generation_body: Any) -> int:
     return prompt_tokens
 
 
-def _judge_echo(api, model, judge, context, continuation, teacher, greedy, ctxlen, sources):
+def _judge_echo(api, model, judge, context, continuation, teacher, greedy, ctxlen, sources,
+                tolerance):
     exchange = api.completions(lmeval.lmeval_request(model, context.prompt(continuation), SEED))
     body = judge.ok(exchange, feature="echo with logprobs")
     if context.ids is None:
@@ -107,7 +108,7 @@ def _judge_echo(api, model, judge, context, continuation, teacher, greedy, ctxle
     judge.judgement.data["echo_vs_teacher"] = {
         "teacher": list(teacher), "echo": entries[ctxlen:ctxlen + len(continuation)]}
     judge.record([exchange, *sources], lmeval.check_continuation.invariants,
-                 lmeval.check_continuation(body, ctxlen, teacher, greedy, continuation)
+                 lmeval.check_continuation(body, ctxlen, teacher, greedy, continuation, tolerance)
                  + shape.check_completions_shape(exchange.request_json, body))
 
 
@@ -121,7 +122,8 @@ def prompt_form(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.mark.parametrize("text", LMEVAL_CONTEXTS)
-def test_echo_matches_teacher_forcing_greedy(text, api, shared_api, model, judge, prompt_form):
+def test_echo_matches_teacher_forcing_greedy(text, api, shared_api, model, judge, prompt_form,
+                                             tolerance):
     context = Context(text, prompt_form)
     generation, logprobs = _generate(shared_api, model, judge, context, [], CONTINUATION_TOKENS)
     continuation = logprobs["tokens"]
@@ -129,12 +131,12 @@ def test_echo_matches_teacher_forcing_greedy(text, api, shared_api, model, judge
         context.continuation_ids(continuation)
     ctxlen = _ctxlen(context, generation.json)
     _judge_echo(api, model, judge, context, continuation, logprobs["token_logprobs"], True,
-                ctxlen, [generation])
+                ctxlen, [generation], tolerance)
 
 
 @pytest.mark.parametrize("text", LMEVAL_CONTEXTS)
 def test_echo_matches_teacher_forcing_non_greedy(text, api, shared_api, model, judge,
-                                                 prompt_form):
+                                                 prompt_form, tolerance):
     """A continuation whose first token is the runner-up: lm-eval must call it not greedy."""
     context = Context(text, prompt_form)
     first, logprobs = _generate(shared_api, model, judge, context, [], CONTINUATION_TOKENS)
@@ -152,4 +154,5 @@ def test_echo_matches_teacher_forcing_non_greedy(text, api, shared_api, model, j
         context.continuation_ids(continuation)
     teacher = [value, *rest_logprobs["token_logprobs"]]
     ctxlen = _ctxlen(context, first.json)
-    _judge_echo(api, model, judge, context, continuation, teacher, False, ctxlen, [first, rest])
+    _judge_echo(api, model, judge, context, continuation, teacher, False, ctxlen, [first, rest],
+                tolerance)

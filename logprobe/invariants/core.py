@@ -27,9 +27,24 @@ class Verdict(StrEnum):
     UNSUPPORTED = "UNSUPPORTED"  # a clean 4xx with an OpenAI error object
     IGNORED = "IGNORED"  # a 200 that silently dropped what was asked
     ERROR = "ERROR"  # 5xx, timeout, broken JSON, transport failure
+    NA = "N/A"  # the check had nothing to judge: never a pass
     SKIP = "SKIP"
     XFAIL = "XFAIL"  # failed as an expectations file said it would
     XPASS = "XPASS"  # passed although an expectation said it would not
+
+
+# The one severity order (worst first) of every status a test row or a matrix cell can
+# carry: the judge picks a test's verdict by it, the matrix a cell's, the diff a change's.
+# A broken transport leads (nothing behind it could be judged), then a dropped feature,
+# a refusal, wrong values; then what is not fatal; then what judged nothing.
+SEVERITY = ["ERROR", "IGNORED", "UNSUPPORTED", "FAIL", "XPASS", "EXPECTED", "SHOULD", "INFO",
+            "PASS", "N/A", "SKIP", "NOT_REACHED"]
+FAILING = frozenset({"ERROR", "IGNORED", "UNSUPPORTED", "FAIL", "XPASS"})
+GOOD = frozenset({"PASS", "EXPECTED", "SHOULD", "INFO", "XFAIL"})
+
+
+def worst(statuses: list[str]) -> str:
+    return min(statuses, key=lambda s: SEVERITY.index(s) if s in SEVERITY else len(SEVERITY))
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,13 @@ class Violation:
 
 
 Check = Callable[..., list[Violation]]
+
+
+def nothing_to_judge(why: str, *invariants: Invariant) -> list[Violation]:
+    """Markers, not violations: these invariants had nothing to judge in this response (no
+    logprobs came back, the request did not ask for what they judge). The judge records
+    them as N/A, which no report counts as a pass."""
+    return [Violation(inv, f"nothing to judge: {why}", verdict=Verdict.NA) for inv in invariants]
 
 
 def checks(*invariants: Invariant) -> Callable[[Check], Check]:

@@ -14,7 +14,14 @@ from logprobe.invariants.access import (
     generated_count,
     usage,
 )
-from logprobe.invariants.core import Level, Verdict, Violation, checks, invariant
+from logprobe.invariants.core import (
+    Level,
+    Verdict,
+    Violation,
+    checks,
+    invariant,
+    nothing_to_judge,
+)
 
 CNT_001 = invariant(
     "CNT-001", Level.MUST,
@@ -48,17 +55,20 @@ CNT_005 = invariant(
 def check_completions_counts(request: dict[str, Any], response: Any) -> list[Violation]:
     k = completions_k(request)
     if k is None:
-        return []
-    found = []
+        return nothing_to_judge("the request asks for no completions logprobs", CNT_001, CNT_005)
+    found: list[Violation] = []
+    judged = 0
+    echo = bool(request.get("echo"))
     for choice in choices(response):
         logprobs = completion_logprobs(choice)
         if logprobs is None:
             continue
+        judged += 1
         where = f"choices[{choice.get('index')}].logprobs"
         tops = logprobs.get("top_logprobs") or []
         for p, top in enumerate(tops):
-            if top is None:
-                continue
+            if top is None and echo and p == 0:
+                continue  # nothing precedes the first prompt token
             n = len(top) if isinstance(top, dict) else None
             # A dict keyed by decoded string loses entries when two tokens decode alike:
             # in practice partial UTF-8 pieces, shown as "" or U+FFFD.
@@ -77,18 +87,25 @@ def check_completions_counts(request: dict[str, Any], response: Any) -> list[Vio
                     CNT_005, "logprobs: 0 did not return the sampled token's logprob",
                     location=f"{where}.token_logprobs", actual=values,
                 ))
+    if not judged:
+        return nothing_to_judge("no completions logprobs came back (SHAPE-002 judges that)",
+                                CNT_001, CNT_005)
+    if k != 0:
+        found += nothing_to_judge("the request did not ask for logprobs: 0", CNT_005)
     return found
 
 
 @checks(CNT_002, CNT_003)
 def check_chat_counts(request: dict[str, Any], response: Any) -> list[Violation]:
     if not asks_chat_logprobs(request):
-        return []
+        return nothing_to_judge("the request asks for no chat logprobs", CNT_002, CNT_003)
     k = chat_k(request)
-    found = []
+    found: list[Violation] = []
+    judged = 0
     for choice in choices(response):
         where = f"choices[{choice.get('index')}].logprobs"
         content = chat_content(choice)
+        judged += content is not None or (k == 0 and choice.get("logprobs") is None)
         if content is None:
             if k == 0 and choice.get("logprobs") is None:
                 found.append(Violation(
@@ -109,6 +126,11 @@ def check_chat_counts(request: dict[str, Any], response: Any) -> list[Violation]
                     CNT_002, f"expected exactly {k} alternatives", location=loc,
                     expected=k, actual=len(alts) if isinstance(alts, list) else alts,
                 ))
+    if not judged:
+        return nothing_to_judge("no chat logprobs came back (SHAPE-003 judges that)",
+                                CNT_002, CNT_003)
+    found += nothing_to_judge("top_logprobs was asked" if k else "top_logprobs was not asked",
+                              CNT_003 if k else CNT_002)
     return found
 
 
@@ -117,16 +139,18 @@ def check_entries_match_usage(request: dict[str, Any], response: Any) -> list[Vi
     completion_tokens = usage(response, "completion_tokens")
     prompt_tokens = usage(response, "prompt_tokens")
     if completion_tokens is None:
-        return []
+        return nothing_to_judge("no usage.completion_tokens", CNT_004)
     cs = choices(response)
     if len(cs) != 1:
-        return []  # usage is summed over choices and prompts
+        return nothing_to_judge("usage is summed over several choices", CNT_004)
     choice = cs[0]
     if choice.get("finish_reason") != "length":
-        return []
+        return nothing_to_judge("the generation did not end on its length", CNT_004)
     echo = bool(request.get("echo"))
     n = generated_count(choice, prompt_tokens, echo)
-    if n is None or n == completion_tokens:
+    if n is None:
+        return nothing_to_judge("no logprobs came back to count", CNT_004)
+    if n == completion_tokens:
         return []
     return [Violation(
         CNT_004, "generated logprob entries disagree with usage.completion_tokens",

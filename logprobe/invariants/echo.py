@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from logprobe.invariants.access import choices, completion_logprobs, usage
-from logprobe.invariants.core import Level, Verdict, Violation, checks, invariant, is_number
-
-EPS = 1e-2
+from logprobe.invariants.core import (
+    Level,
+    Verdict,
+    Violation,
+    checks,
+    invariant,
+    is_number,
+    nothing_to_judge,
+)
+from logprobe.tolerance import DEFAULT, Drift, Tolerance
 
 ECHO_001 = invariant(
     "ECHO-001", Level.MUST,
@@ -26,7 +33,8 @@ ECHO_003 = invariant(
 )
 ECHO_004 = invariant(
     "ECHO-004", Level.MUST,
-    "prompt logprobs of a shared prefix are equal (1e-2) across requests that differ after it",
+    "prompt logprobs of a shared prefix are equal (within the logprob tolerance) across "
+    "requests that differ after it",
     "causal attention: a token's logprob depends only on what precedes it",
 )
 
@@ -127,23 +135,22 @@ def check_echo_max_tokens_zero(
 
 
 @checks(ECHO_004)
-def check_shared_prefix(first: Any, second: Any, prefix_tokens: int) -> list[Violation]:
+def check_shared_prefix(first: Any, second: Any, prefix_tokens: int,
+                        tolerance: Tolerance = DEFAULT) -> list[Violation]:
     """Two echo responses whose prompts share their first ``prefix_tokens`` tokens."""
     a_choices, b_choices = choices(first), choices(second)
-    if not a_choices or not b_choices:
-        return []
-    a, b = completion_logprobs(a_choices[0]), completion_logprobs(b_choices[0])
+    a = completion_logprobs(a_choices[0]) if a_choices else None
+    b = completion_logprobs(b_choices[0]) if b_choices else None
     if a is None or b is None:
-        return []
-    found = []
-    for p in range(1, prefix_tokens):
-        va = a["token_logprobs"][p] if p < len(a["token_logprobs"]) else None
-        vb = b["token_logprobs"][p] if p < len(b["token_logprobs"]) else None
-        if not (is_number(va) and is_number(vb)):
-            continue
-        if abs(va - vb) > EPS:
-            found.append(Violation(
-                ECHO_004, "the same prefix token got different logprobs in two requests",
-                location=f"token_logprobs[{p}]", expected=va, actual=vb,
-            ))
+        return nothing_to_judge("an echo without logprobs (ECHO-001 judges that)", ECHO_004)
+    drift = Drift.between(a["token_logprobs"][1:prefix_tokens], b["token_logprobs"][1:prefix_tokens])
+    if not drift.n:
+        return nothing_to_judge("no prefix token has a logprob in both", ECHO_004)
+    found = [Violation(ECHO_004, "the same prefix token got different logprobs in two requests",
+                       location=f"token_logprobs[{p + 1}]", expected=tolerance.describe(),
+                       actual=round(d, 6)) for p, d in drift.over(tolerance)]
+    if drift.systematic(tolerance):
+        found.append(Violation(ECHO_004, "the shared prefix's logprobs differ systematically "
+                               f"({drift.summary()})", expected=tolerance.describe(),
+                               actual=round(drift.median, 6)))
     return found

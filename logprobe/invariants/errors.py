@@ -33,6 +33,25 @@ ERR_005 = invariant(
 )
 
 
+ERR_006 = invariant(
+    "ERR-006", Level.SHOULD,
+    "every attempt gets a complete answer: failures a retry hid (a 429, a 503, a dropped "
+    "connection, a body cut off) are reported",
+    "lm-eval's API models retry failed requests themselves (lm_eval/models/api_models.py, "
+    "max_retries), so a failure a retry fixes does not break an evaluation; it is still the "
+    "server's, and a gate must not hide it",
+)
+
+
+@checks(ERR_006)
+def check_retried(history: list[str]) -> list[Violation]:
+    """The failed attempts before the one that was judged (the client's retry history)."""
+    if not history:
+        return []
+    return [Violation(ERR_006, f"{len(history)} failed attempt(s) before this answer: "
+                      + "; ".join(history[:3]))]
+
+
 @checks()
 def check_rejected(inv: Any, status: int | None, response: Any) -> list[Violation]:
     """An invalid request must be refused with a 4xx (its error shape is SHAPE-004's)."""

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from logprobe.invariants.core import Level, Verdict, Violation, checks, invariant, is_number
+from logprobe.invariants.core import (
+    Level,
+    Verdict,
+    Violation,
+    checks,
+    invariant,
+    is_number,
+    nothing_to_judge,
+)
 from logprobe.invariants.sampling import token_values
-
-EPS = 1e-2
+from logprobe.tolerance import DEFAULT, Drift, Tolerance
 
 STR_001 = invariant(
     "STR-001", Level.MUST,
     "streamed logprobs concatenated equal the non-streamed logprobs of the same "
-    "temperature-0 request (tokens, values within 1e-2)",
+    "temperature-0 request (tokens, values within the logprob tolerance)",
     "OpenAI reference: stream chunks carry the same logprobs",
 )
 
@@ -42,11 +49,12 @@ def assemble_stream(events: list[Any]) -> dict[str, Any]:
 
 
 @checks(STR_001)
-def check_stream_matches(events: list[Any], plain: Any) -> list[Violation]:
+def check_stream_matches(events: list[Any], plain: Any,
+                         tolerance: Tolerance = DEFAULT) -> list[Violation]:
     streamed = token_values(assemble_stream(events))[0]
     reference = token_values(plain)
-    if not reference:
-        return []
+    if not reference or not reference[0][0]:
+        return nothing_to_judge("the non-streamed twin has no logprobs to compare with", STR_001)
     tokens_ref, values_ref = reference[0]
     tokens_s, values_s = streamed
     if events and "[DONE]" not in events:
@@ -60,12 +68,17 @@ def check_stream_matches(events: list[Any], plain: Any) -> list[Violation]:
         return [Violation(STR_001, "streamed tokens differ from non-streamed tokens",
                           expected=tokens_ref, actual=tokens_s)]
     for p, (a, b) in enumerate(zip(values_ref, values_s, strict=False)):
-        if is_number(a) and is_number(b) and abs(a - b) > EPS:
-            return [Violation(STR_001, "a streamed logprob differs from the non-streamed one",
-                              location=f"token {p} ({tokens_ref[p]!r})", expected=a, actual=b)]
         if is_number(a) != is_number(b):
             return [Violation(STR_001, "a streamed logprob is missing or not a number",
                               location=f"token {p}", expected=a, actual=b)]
+    drift = Drift.between(values_ref, values_s)
+    for p, _ in drift.over(tolerance)[:1]:
+        return [Violation(STR_001, "a streamed logprob differs from the non-streamed one",
+                          location=f"token {p} ({tokens_ref[p]!r})", expected=values_ref[p],
+                          actual=values_s[p])]
+    if drift.systematic(tolerance):
+        return [Violation(STR_001, f"streamed logprobs differ systematically ({drift.summary()})",
+                          expected=tolerance.describe(), actual=round(drift.median, 6))]
     return []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from logprobe.invariants.access import chat_content, choices, completion_logprobs
-from logprobe.invariants.core import Level, Violation, checks, invariant
+from logprobe.invariants.core import Level, Violation, checks, invariant, nothing_to_judge
 
 TXT_001 = invariant(
     "TXT-001", Level.MUST,
@@ -41,7 +41,8 @@ def plain_tokens(tokens: list[Any]) -> bool:
 
 @checks(TXT_001, TXT_003, TXT_004, TXT_005)
 def check_completions_text(request: dict[str, Any], response: Any) -> list[Violation]:
-    found = []
+    found: list[Violation] = []
+    judged: set[str] = set()
     echo = bool(request.get("echo"))
     prompt = request.get("prompt")
     for choice in choices(response):
@@ -54,6 +55,7 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
         offsets = logprobs.get("text_offset") or []
         if not plain_tokens(tokens):
             continue
+        judged.add(TXT_005.id)
         if choice.get("finish_reason") == "stop" and request.get("stop"):
             # A stop string was trimmed from the text; offsets past it describe nothing.
             joined = "".join(tokens)
@@ -62,11 +64,14 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
                                        "after it was trimmed from the text", location=where,
                                        expected=text, actual=joined))
             continue
+        if not echo and choice.get("finish_reason") == "length":
+            judged.add(TXT_001.id)
         if not echo and choice.get("finish_reason") == "length" and "".join(tokens) != text:
             found.append(Violation(TXT_001, "tokens do not concatenate to the text",
                                    location=f"{where}.tokens", expected=text, actual="".join(tokens)))
         if not offsets or len(offsets) != len(tokens):
             continue
+        judged.update((TXT_003.id, TXT_004.id))
         base = offsets[0]
         if echo or base == 0:
             full, origin = text, "the returned text"
@@ -94,18 +99,23 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
                     actual=full[offset:offset + len(token)] if isinstance(offset, int) else offset,
                 ))
                 break
-    return found
+    why = ("no completions logprobs with plainly decoded tokens and text" if not judged
+           else "the response had nothing this rule applies to (echo, a stop string, offsets)")
+    return found + nothing_to_judge(why, *(inv for inv in (TXT_001, TXT_003, TXT_004, TXT_005)
+                                           if inv.id not in judged))
 
 
 @checks(TXT_002)
 def check_chat_bytes(request: dict[str, Any], response: Any) -> list[Violation]:
-    found = []
+    found: list[Violation] = []
+    judged = 0
     for choice in choices(response):
         content = chat_content(choice)
         message = choice.get("message")
         text = message.get("content") if isinstance(message, dict) else None
         if not content or not isinstance(text, str):
             continue
+        judged += 1
         where = f"choices[{choice.get('index')}].logprobs.content"
         pieces = [e.get("bytes") for e in content]
         if any(not isinstance(b, list) for b in pieces):
@@ -119,4 +129,6 @@ def check_chat_bytes(request: dict[str, Any], response: Any) -> list[Violation]:
         if choice.get("finish_reason") == "length" and decoded != text:
             found.append(Violation(TXT_002, "bytes decode to other text than the content",
                                    location=where, expected=text, actual=decoded))
+    if not judged:
+        return nothing_to_judge("no chat logprobs content with message text", TXT_002)
     return found

@@ -8,10 +8,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from logprobe.invariants.access import chat_content, choices, completion_logprobs
-from logprobe.invariants.core import Level, Violation, checks, invariant, is_number
+from logprobe.invariants.core import (
+    Level,
+    Violation,
+    checks,
+    invariant,
+    is_number,
+    nothing_to_judge,
+)
+from logprobe.tolerance import MASS_SLACK as EPS_MASS
+from logprobe.tolerance import SAME_VALUE as EPS_SELF
 
-EPS_SELF = 1e-6  # a value compared with itself
-EPS_MASS = 1e-2
 SPEC_FLOOR = -9999.0
 
 VAL_001 = invariant(
@@ -46,19 +53,36 @@ VAL_006 = invariant(
 )
 
 
-def iter_values(response: Any) -> Iterator[tuple[str, Any, bool]]:
-    """Every logprob value in a response: (location, value, null_allowed)."""
+@checks(VAL_001)
+def check_json_literals(literals: list[str]) -> list[Violation]:
+    """Bare NaN/Infinity literals the client saw while parsing the body (JSON forbids them)."""
+    if not literals:
+        return []
+    return [Violation(VAL_001, "the JSON body contains " + ", ".join(sorted(set(literals)))
+                      + " (not valid JSON)")]
+
+
+def iter_values(request: dict[str, Any], response: Any) -> Iterator[tuple[str, Any, bool]]:
+    """Every logprob value in a response: (location, value, null_allowed).
+
+    Index 0 of an echo is the only null the completions shape allows, in token_logprobs
+    and in top_logprobs alike (nothing precedes the first prompt token); a null top_logprobs
+    entry is yielded as a null value so that it is judged like one.
+    """
+    echo = bool(request.get("echo"))
     for choice in choices(response):
         i = choice.get("index")
         logprobs = completion_logprobs(choice)
         if logprobs is not None:
             for p, value in enumerate(logprobs["token_logprobs"]):
-                yield f"choices[{i}].logprobs.token_logprobs[{p}]", value, p == 0
+                yield f"choices[{i}].logprobs.token_logprobs[{p}]", value, echo and p == 0
             tops = logprobs.get("top_logprobs")
             for p, top in enumerate(tops if isinstance(tops, list) else []):
                 if isinstance(top, dict):
                     for token, value in top.items():
                         yield f"choices[{i}].logprobs.top_logprobs[{p}][{token!r}]", value, False
+                elif top is None:
+                    yield f"choices[{i}].logprobs.top_logprobs[{p}]", None, echo and p == 0
         for p, entry in enumerate(chat_content(choice) or []):
             yield f"choices[{i}].logprobs.content[{p}].logprob", entry.get("logprob"), False
             for a, alt in enumerate(entry.get("top_logprobs") or []):
@@ -70,12 +94,13 @@ def iter_values(response: Any) -> Iterator[tuple[str, Any, bool]]:
 @checks(VAL_001, VAL_002)
 def check_logprob_values(request: dict[str, Any], response: Any) -> list[Violation]:
     found = []
-    for where, value, null_ok in iter_values(response):
+    seen = 0
+    for where, value, null_ok in iter_values(request, response):
+        seen += 1
         if value is None:
-            # Index 0 of an echo is the only null the completions shape allows;
-            # where else a null is fine is for the ECHO checks to say.
             if not null_ok:
-                found.append(Violation(VAL_001, "null logprob", location=where))
+                found.append(Violation(VAL_001, "null logprob (only index 0 of an echo may be "
+                                       "null)", location=where))
         elif not is_number(value):
             found.append(Violation(VAL_001, f"not a JSON number: {type(value).__name__}",
                                    location=where, actual=value))
@@ -88,6 +113,8 @@ def check_logprob_values(request: dict[str, Any], response: Any) -> list[Violati
         elif value < SPEC_FLOOR:
             found.append(Violation(VAL_002, "below the -9999.0 floor", location=where,
                                    expected=">= -9999.0", actual=value))
+    if not seen:
+        return nothing_to_judge("the response carries no logprobs", VAL_001, VAL_002)
     return found
 
 
@@ -97,7 +124,8 @@ def _finite(value: Any) -> bool:
 
 @checks(VAL_003, VAL_004, VAL_005, VAL_006)
 def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation]:
-    found = []
+    found: list[Violation] = []
+    completion_rows = chat_rows = 0
     for choice in choices(response):
         i = choice.get("index")
         logprobs = completion_logprobs(choice)
@@ -107,6 +135,7 @@ def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation
             for p, (value, top) in enumerate(zip(logprobs["token_logprobs"], tops, strict=False)):
                 if not isinstance(top, dict) or not _finite(value):
                     continue
+                completion_rows += 1
                 where = f"choices[{i}].logprobs.top_logprobs[{p}]"
                 token = tokens[p] if p < len(tokens) else None
                 # Keys are decoded strings: "" and U+FFFD pieces of different tokens collide,
@@ -126,6 +155,7 @@ def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation
                                            location=where, actual=top))
         for p, entry in enumerate(chat_content(choice) or []):
             alts = [a for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
+            chat_rows += bool(alts)
             where = f"choices[{i}].logprobs.content[{p}].top_logprobs"
             value = entry.get("logprob")
             # vLLM sends a partial character as token "" with bytes []: such entries
@@ -151,6 +181,13 @@ def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation
             if any(a < b - EPS_SELF for a, b in itertools.pairwise(ordered)):
                 found.append(Violation(VAL_005, "alternatives not sorted by logprob descending",
                                        location=where, actual=values))
+    if not completion_rows and not chat_rows:
+        return nothing_to_judge("no position carries alternatives", VAL_003, VAL_004,
+                                VAL_005, VAL_006)
+    if not chat_rows:
+        found += nothing_to_judge("no chat alternatives (the order rule is chat's)", VAL_005)
+    if not completion_rows:
+        found += nothing_to_judge("no completions alternatives", VAL_006)
     return found
 
 

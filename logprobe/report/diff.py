@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from logprobe.report.matrix import FAILING, column, invariant_levels
-
-GOOD = {"PASS", "EXPECTED", "SHOULD", "INFO", "XFAIL"}
+from logprobe.invariants.core import FAILING, GOOD
+from logprobe.report.matrix import UNJUDGED, column, invariant_levels
 
 
 @dataclass
@@ -39,6 +38,7 @@ class RunDiff:
     changed: list[Change] = field(default_factory=list)
     new: list[Change] = field(default_factory=list)
     removed: list[Change] = field(default_factory=list)
+    skipped: list[Change] = field(default_factory=list)  # judged before, skipped now
 
     @property
     def must_regressed(self) -> bool:
@@ -47,8 +47,8 @@ class RunDiff:
     def render(self, old_name: str, new_name: str) -> str:
         lines = [f"logprobe diff: {old_name} -> {new_name}"]
         for title, changes in (("regressions", self.regressions), ("fixes", self.fixes),
-                               ("other changes", self.changed), ("new checks", self.new),
-                               ("removed checks", self.removed)):
+                               ("skipped now", self.skipped), ("other changes", self.changed),
+                               ("new checks", self.new), ("removed checks", self.removed)):
             lines.append(f"{title}: {len(changes)}")
             lines += [f"  {c.line()}" for c in changes]
         lines.append("verdict: " + ("REGRESSED (a MUST got worse)" if self.must_regressed
@@ -64,6 +64,8 @@ def _classify(out: RunDiff, change: Change) -> None:
         out.removed.append(change)
     elif old == new:
         return
+    elif new == "SKIP":
+        out.skipped.append(change)
     elif old in GOOD and new in FAILING:
         out.regressions.append(change)
     elif old in FAILING and new in GOOD:
@@ -78,7 +80,7 @@ def diff_runs(old: dict[str, Any], new: dict[str, Any]) -> RunDiff:
     old_col, new_col = column(old), column(new)
     for inv in sorted(set(old_col.cells) | set(new_col.cells)):
         a, b = old_col.cells.get(inv), new_col.cells.get(inv)
-        if a is not None and b is not None and "NOT_REACHED" in (a.status, b.status):
+        if a is not None and b is not None and UNJUDGED & {a.status, b.status}:
             if a.status != b.status:  # reached in one run only: a change, not a verdict
                 out.changed.append(Change("invariant", inv, a.status, b.status,
                                           levels.get(inv) == "MUST", (b or a).tests))

@@ -26,9 +26,9 @@ from logprobe.report.matrix import FAILING, SEVERITY, Column, catalogue, column,
 COLOURS = {
     "FAIL": "#d64545", "ERROR": "#8e2c8e", "UNSUPPORTED": "#e0882f", "IGNORED": "#c9a227",
     "XPASS": "#d64545", "EXPECTED": "#9aa7b8", "SHOULD": "#8fc1e3", "INFO": "#cfe3f0",
-    "PASS": "#3f9c5a", "NOT_REACHED": "#eeeeee",
+    "PASS": "#3f9c5a", "N/A": "#dcdcdc", "SKIP": "#eeeeee", "NOT_REACHED": "#eeeeee",
 }
-LABELS = {"NOT_REACHED": "not reached", "EXPECTED": "expected"}
+LABELS = {"NOT_REACHED": "not reached", "EXPECTED": "expected", "N/A": "nothing to judge"}
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330}
@@ -54,7 +54,7 @@ def _e(text: Any) -> str:
 
 
 def _light(status: str) -> bool:
-    return status in ("EXPECTED", "SHOULD", "INFO", "NOT_REACHED", "IGNORED")
+    return status in ("EXPECTED", "SHOULD", "INFO", "NOT_REACHED", "IGNORED", "N/A", "SKIP")
 
 
 def _matrix(columns: list[Column], invariants: dict[str, Any]) -> str:
@@ -95,8 +95,8 @@ def _scores(columns: list[Column], levels: dict[str, str]) -> str:
         backend = col.run.get("backend") or {}
         failing_html = (f' — <span class="bad">failing: {_e(", ".join(failing))}</span>'
                         if failing else " — no MUST invariant fails")
-        out.append(f'<p class="score"><b>{_e(col.name)}</b>: {passed}/{reached} MUST invariants '
-                   f"hold{failing_html}<br><span class=\"lvl\">tests: {_e(summary)}; model "
+        out.append(f'<p class="score"><b>{_e(col.name)}</b>: {passed}/{reached} judged MUST '
+                   f"invariants hold{failing_html}<br><span class=\"lvl\">tests: {_e(summary)}; model "
                    f"{_e(backend.get('model'))}; server version "
                    f"{_e(backend.get('server_version') or 'not reported')}; run "
                    f"{_e(col.run.get('started'))}</span></p>")
@@ -204,8 +204,8 @@ def render(runs: list[dict[str, Any]], names: list[str] | None = None,
 def markdown_table(runs: list[dict[str, Any]]) -> str:
     """The README's compatibility table: one row per backend, its score and failing MUSTs."""
     levels = invariant_levels()
-    lines = ["| backend | server version | MUST invariants holding | failing MUST invariants | "
-             "tests |", "|---|---|---|---|---|"]
+    lines = ["| backend | server version | judged MUST invariants holding | failing MUST "
+             "invariants | tests |", "|---|---|---|---|---|"]
     for run in runs:
         col = column(run)
         passed, reached, failing = col.score(levels)

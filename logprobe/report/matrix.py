@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Worst first. NOT_REACHED: judged by no test that got that far on this backend.
-SEVERITY = ["FAIL", "ERROR", "UNSUPPORTED", "IGNORED", "XPASS", "EXPECTED", "SHOULD", "INFO",
-            "PASS", "NOT_REACHED"]
-FAILING = {"FAIL", "ERROR", "UNSUPPORTED", "IGNORED", "XPASS"}
+from logprobe.invariants.core import FAILING, SEVERITY
+
+# NOT_REACHED: judged by no test that got that far on this backend; N/A: reached, but
+# the response had nothing to judge (no logprobs came back). Neither counts as holding.
+UNJUDGED = frozenset({"NOT_REACHED", "N/A"})
 
 
 @dataclass
@@ -44,9 +45,9 @@ class Column:
     cells: dict[str, Cell] = field(default_factory=dict)
 
     def score(self, levels: dict[str, str]) -> tuple[int, int, list[str]]:
-        """(MUST invariants passed, MUST invariants reached, the failing ones by id)."""
+        """(MUST invariants passed, MUST invariants judged, the failing ones by id)."""
         must = {i: c for i, c in self.cells.items() if levels.get(i) == "MUST"}
-        reached = {i: c for i, c in must.items() if c.status != "NOT_REACHED"}
+        reached = {i: c for i, c in must.items() if c.status not in UNJUDGED}
         failing = sorted(i for i, c in reached.items() if c.status in FAILING)
         return len(reached) - len(failing), len(reached), failing
 
@@ -84,6 +85,8 @@ def column(run: dict[str, Any], name: str | None = None) -> Column:
             else:
                 status = "NOT_REACHED"
             col.cells.setdefault(inv, Cell()).merge(status, row["nodeid"])
+        for entry in row.get("unjudged") or []:
+            col.cells.setdefault(entry["invariant"], Cell()).merge("N/A", row["nodeid"])
         for finding in row.get("findings") or []:
             level = finding.get("level")
             status = level if level in ("EXPECTED", "SHOULD", "INFO") else None

@@ -29,6 +29,8 @@ class TestRow:
     message: str = ""
     violated: list[str] = field(default_factory=list)  # ids of the MUST violations
     findings: list[dict[str, Any]] = field(default_factory=list)
+    # invariants the test touched but had nothing to judge (never counted as passing)
+    unjudged: list[dict[str, str]] = field(default_factory=list)
     reproducers: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     retries: int = 0  # retried attempts (429, 503, failed connections) across the exchanges
