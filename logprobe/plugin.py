@@ -340,7 +340,8 @@ def new_judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
     judgement = Judgement()
     request.node.stash[JUDGEMENT_KEY] = judgement
     return Judge(judgement, on_transport_error=backend.check_alive,
-                 expectations=expectations_for(request.config, backend))
+                 expectations=[e for e in expectations_for(request.config, backend)
+                               if e.test is None])  # a test entry is settled by the outcome
 
 
 def expectations_for(config: pytest.Config, backend: Backend) -> list[Expectation]:

@@ -55,6 +55,11 @@ class Hostile(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(body)
             else:
                 self._send(200, "application/json", _good_body())
+        elif mode == "cut-once":  # the first answer breaks off mid-body, then good ones
+            if type(self).posts == 1:
+                self._cut_mid_body()
+            else:
+                self._send(200, "application/json", _good_body())
         elif mode == "always-503":
             self._send(503, "application/json", b'{"error": {"message": "overloaded"}}')
         elif mode == "html":
@@ -80,16 +85,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
                     self.wfile.flush()
                     time.sleep(0.2)
         elif mode == "reset-mid-body":
-            body = _good_body()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[:100])
-            self.wfile.flush()
-            # The handler's file objects keep the socket open: shut it down explicitly.
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
+            self._cut_mid_body()
         elif mode == "sse-no-done":
             if not request.get("stream"):
                 self._send(200, "application/json", _good_body())
@@ -102,6 +98,18 @@ class Hostile(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"data: " + json.dumps(first).encode() + b"\n\n")
             self.wfile.flush()
             self.close_connection = True
+
+    def _cut_mid_body(self) -> None:
+        body = _good_body()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[:100])
+        self.wfile.flush()
+        # The handler's file objects keep the socket open: shut it down explicitly.
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
 
     def _headers_only(self, content_type: str, *, chunked: bool) -> None:
         self.send_response(200)

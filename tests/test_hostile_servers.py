@@ -47,6 +47,21 @@ def test_a_429_is_retried_and_the_retry_recorded(tmp_path: Path):
     assert row["verdict"] == "PASS", row["message"]
     assert row["retries"] == 1
     assert row["exchanges"][0]["retries"] == ["HTTP 429"]
+    assert [f["invariant"] for f in row["findings"]] == ["ERR-006"]
+
+
+def test_a_body_cut_off_and_then_retried_is_still_reported(tmp_path: Path):
+    """A retry must not turn a broken answer into a clean PASS: the first failure stays a
+    SHOULD finding (ERR-006), in run.json and in the terminal summary."""
+    with hostile_server("cut-once") as url:
+        run = run_suite(Served(url, None), tmp_path, "-k", "test_completions_logprobs_shape")
+    row = run.report["tests"][0]
+    assert row["verdict"] == "PASS", row["message"]
+    [attempt] = row["exchanges"][0]["retries"]
+    assert attempt.startswith("HTTP 200, then RemoteProtocolError") and "cut off" in attempt
+    [finding] = row["findings"]
+    assert finding["invariant"] == "ERR-006" and finding["level"] == "SHOULD"
+    assert "SHOULD findings" in run.output and "ERR-006" in run.output
 
 
 def test_a_server_that_stays_overloaded_is_an_error_after_the_retries(tmp_path: Path):
