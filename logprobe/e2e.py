@@ -104,8 +104,14 @@ def run_lmeval(
     ``taskset`` None runs lm-eval's own ``mmlu`` group from the hub (cais/mmlu,
     internet needed) with ``hub_limit`` questions per subject.
     """
-    import lm_eval
-    from lm_eval.tasks import TaskManager
+    try:
+        import lm_eval
+        from lm_eval.tasks import TaskManager
+    except ImportError as exc:
+        from logprobe.judge import HarnessError
+
+        raise HarnessError(f"the e2e tests need lm-eval: pip install 'logprobe[lmeval]' "
+                           f"({exc})") from exc
 
     model_args: dict[str, Any] = {
         "base_url": f"{base_url}/chat/completions" if chat else f"{base_url}/completions",

@@ -30,6 +30,11 @@ from logprobe.invariants.core import (
 )
 
 
+class HarnessError(RuntimeError):
+    """The suite's own side failed (a tokenizer or data set that cannot load, a missing
+    extra): an ERROR of the run that says what to pass, never a verdict on the server."""
+
+
 class ConformanceFailure(AssertionError):
     """A MUST was violated; ``verdict`` grades how."""
 

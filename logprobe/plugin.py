@@ -24,7 +24,7 @@ from logprobe.client import RecordingClient
 from logprobe.endpoint import EXIT_ENDPOINT_UNUSABLE, EXIT_SERVER_START_FAILED, EndpointUnusable
 from logprobe.expectations import Expectation, ExpectationSet
 from logprobe.invariants.core import Level, Verdict
-from logprobe.judge import ConformanceFailure, Judge, Judgement
+from logprobe.judge import ConformanceFailure, HarnessError, Judge, Judgement
 from logprobe.launch.process import ServerStartError
 from logprobe.report.run import RunReport, TestRow
 from logprobe.shared import SharedExchanges
@@ -501,6 +501,8 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
         message = str(getattr(report, "wasxfail", "") or (exc or ""))
     elif exc is None and str(report.longrepr).startswith("[XPASS(strict)]"):
         verdict, message = Verdict.XPASS, f"{report.longrepr}: the expectation is stale"
+    elif isinstance(exc, HarnessError):
+        verdict, message = Verdict.ERROR, f"harness error (not the server's): {exc}"
     elif failure is not None:
         verdict, message = failure.verdict, f"{note}{failure}"
     elif isinstance(exc, AssertionError):
@@ -527,6 +529,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
         retries=sum(len(e.retries) for e in judgement.exchanges),
         exchanges=[e.to_record() for e in judgement.exchanges[:6]],
         data=judgement.data,
+        harness_error=isinstance(exc, HarnessError),
     )), default=str)  # as run.json writes it: a raw request body becomes its repr
 
 
@@ -675,6 +678,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if backend.get("tolerance"):
         tr.write_line(f"logprob tolerance: {backend['tolerance']}")
     tr.write_line("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(run.summary().items())))
+    harness = [row for row in run.tests if row.harness_error]
+    if harness:
+        tr.write_line("harness errors (the suite's own environment, not verdicts on the server):")
+        for row in harness:
+            tr.write_line(f"  {row.nodeid}: {row.message[:400]}")
     for row in run.tests:
         if row.verdict == Verdict.NA.value:
             tr.write_line(f"N/A (nothing to judge, not a pass): {row.nodeid}: {row.message[:200]}")

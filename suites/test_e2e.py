@@ -16,6 +16,7 @@ import pytest
 from logprobe import e2e, mmlu
 from logprobe.invariants import lmeval
 from logprobe.invariants.core import Violation
+from logprobe.judge import HarnessError
 
 pytestmark = pytest.mark.e2e
 
@@ -70,6 +71,12 @@ def test_mmlu_loglikelihood_through_lm_eval(backend, api, model, judge, mmlu_tas
                                  num_concurrent=request.config.getoption("--concurrency"),
                                  hub_limit=request.config.getoption("--mmlu-per-subject"))
     completions = [x for x in outcome.exchanges if x["path"].endswith("/completions")]
+    if outcome.error is not None and not completions:
+        # No response reached lm-eval, so no response can have made it raise.
+        hint = ("; pass --tokenizer (lm-eval loads the served model's tokenizer, by the "
+                f"model's name {model!r} otherwise, which needs the hub)"
+                if tokenizer_source is None else "")
+        raise HarnessError(f"lm-eval failed before sending any request: {outcome.error}{hint}")
 
     # 1. lm-eval raised nothing; if it did, name the response that made it raise.
     if outcome.error is not None:

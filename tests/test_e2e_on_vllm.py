@@ -31,3 +31,19 @@ def test_ignored_echo_fails_on_answer_agreement(served, tmp_path):
     row = run.report["tests"][0]
     assert "LMEVAL-004" not in row["violated"], "lm-eval itself raises nothing here"
     assert "LMEVAL-005" in row["violated"], row["message"][-2000:]
+
+
+def test_a_tokenizer_lm_eval_cannot_load_is_a_harness_error_not_a_verdict(served, tmp_path):
+    """Without --tokenizer lm-eval looks the model's name up on the hub, which it cannot
+    reach here: its OSError happens before any request, so it is the suite's environment
+    failing (an ERROR that says to pass --tokenizer), not LMEVAL-004 against the server."""
+    import dataclasses
+
+    run = run_suite(dataclasses.replace(served, tokenizer=None), tmp_path, "-m", "e2e", "-k",
+                    "loglikelihood", "--mmlu-subjects=1", timeout=600)
+    assert run.returncode == 1, run.output[-3000:]
+    [row] = run.report["tests"]
+    assert row["verdict"] == "ERROR" and row["harness_error"] is True, row
+    assert "LMEVAL-004" not in row["violated"]
+    assert "pass --tokenizer" in row["message"]
+    assert "harness errors" in run.output

@@ -36,6 +36,8 @@ class TestRow:
     retries: int = 0  # retried attempts (429, 503, failed connections) across the exchanges
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)  # measurements a report may draw
+    # the suite's own environment failed (a tokenizer, a data set, an extra): not the server
+    harness_error: bool = False
 
 
 @dataclass
