@@ -106,10 +106,12 @@ class BackendOptions:
     tokenizer: str | None
     faults: str | None
     log_dir: Path
+    logprobs_limit: int | None = None  # given by the user: no probing
 
 
 def open_backend(options: BackendOptions) -> Backend:
-    """Preflight ``--endpoint`` or boot ``--serve``, then the fault proxy if asked.
+    """Preflight ``--endpoint`` or boot ``--serve``, then the fault proxy if asked, then learn
+    the server's logprobs limit from its own refusal (unless ``--logprobs-limit`` says it).
 
     Raises ``EndpointUnusable``, ``ServerStartError``, ``LauncherUnavailable``,
     ``ModelPreparationError`` or ``ValueError`` (an unknown fault); whatever was
@@ -144,6 +146,12 @@ def open_backend(options: BackendOptions) -> Backend:
                 backend.identity.base_url, options.log_dir, faults=options.faults)
             backend.faults = options.faults.split(",")
             backend.proxy.start()
+        if options.logprobs_limit is None:
+            from logprobe.endpoint import probe_cap
+
+            identity = backend.identity
+            identity.logprobs_cap, identity.logprobs_cap_evidence = probe_cap(
+                identity.base_url, options.api_key, identity.model)
     except BaseException:
         backend.stop()
         raise

@@ -183,7 +183,7 @@ def taskset_from_samples(outcome: LmEvalOutcome) -> TaskSet:
 
 def score_independently(
     client: RecordingClient, model: str, taskset: TaskSet, tokenizer: Any | None,
-    concurrency: int = 4,
+    concurrency: int = 4, logprobs_limit: int = 20,
 ) -> list[OwnScore]:
     """One request per question: the alternatives for the token after ``Answer:``."""
     jobs = [(task, i, doc) for task in taskset.tasks for i, doc in enumerate(taskset.docs[task])]
@@ -193,7 +193,7 @@ def score_independently(
         context = taskset.context(task, doc)
         prompt: Any = tokenizer.encode(context, add_special_tokens=False) if tokenizer else context
         exchange = client.completions({"model": model, "prompt": prompt, "max_tokens": 1,
-                                       "logprobs": 20, "temperature": 0})
+                                       "logprobs": min(20, logprobs_limit), "temperature": 0})
         top: dict[str, float] = {}
         body = exchange.json
         try:

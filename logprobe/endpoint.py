@@ -34,6 +34,9 @@ class BackendIdentity:
     # expectation file describes it.
     family: str | None = None
     identified_by: str | None = None
+    # The most logprobs the server serves, when it says so in a refusal (see ``probe_cap``).
+    logprobs_cap: int | None = None
+    logprobs_cap_evidence: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -120,3 +123,36 @@ def _server_version(client: httpx.Client, base_url: str) -> str | None:
     except (httpx.HTTPError, ValueError, AttributeError):
         return None
     return None
+
+
+PROBE_HEADER = "X-Logprobe-Probe"
+
+# vLLM: "Requested sample logprobs of 21, which is greater than max allowed: 20"; others say
+# "at most N" or "must be <= N" (TGI's top_n_tokens: "must be <= 5").
+CAP_PATTERNS = (r"max(?:imum)? allowed:? *(\d+)", r"at most (\d+)", r"must be <= *(\d+)",
+                r"less than or equal to (\d+)")
+
+
+def probe_cap(base_url: str, api_key: str | None, model: str, asked: int = 20,
+              timeout: float = 30.0) -> tuple[int | None, str | None]:
+    """Ask for ``asked`` completions logprobs once; a clean 4xx that states a smaller limit
+    gives (limit, the server's words). Anything else (it serves them, it fails otherwise)
+    gives (None, None): the suite's default limit stands."""
+    import re
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers[PROBE_HEADER] = "logprobs-limit"  # says why this request exists, in any log
+    try:
+        with httpx.Client(timeout=timeout, headers=headers) as client:
+            response = client.post(normalise_base_url(base_url) + "/completions", json={
+                "model": model, "prompt": "hi", "max_tokens": 1, "logprobs": asked})
+        if not 400 <= response.status_code < 500:
+            return None, None
+        message = str(response.json()["error"]["message"])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None, None
+    for pattern in CAP_PATTERNS:
+        found = re.search(pattern, message, re.IGNORECASE)
+        if found and int(found.group(1)) < asked:
+            return int(found.group(1)), message[:300]
+    return None, None

@@ -6,8 +6,9 @@ not on ones already understood. An expectation names a deviation precisely:
 * ``test`` (a node id): the test is a strict xfail; if it passes, the run
   says so (XPASS), and the stale expectation gets removed;
 * ``invariant`` + ``verdict`` (+ ``request``, a pattern over the request
-  body): a matching violation is recorded as EXPECTED, with its reason and
-  evidence, instead of failing the test. Property tests need this form: the
+  body, ``path``, and ``message``, words the violation's message must contain): a
+  matching violation is recorded as EXPECTED, with its reason and evidence, instead
+  of failing the test. Property tests need this form: the
   same test meets the deviation in some generated requests and not others.
 
 Every expectation carries a reason and evidence (a link or a reproducer), and
@@ -34,6 +35,7 @@ class Expectation:
     request: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
     server_version: str | None = None
+    message: str | None = None  # words the violation's message must contain
 
     def applies_to(self, version: str | None) -> bool:
         """Whether the expectation holds for a server reporting ``version`` (None: unknown)."""
@@ -52,8 +54,11 @@ class Expectation:
                 return False
         return version.startswith(spec)
 
-    def matches(self, invariant: str, verdict: str, path: str, request: Any) -> bool:
+    def matches(self, invariant: str, verdict: str, path: str, request: Any,
+                message: str = "") -> bool:
         if self.invariant is None or self.invariant != invariant:
+            return False
+        if self.message is not None and self.message not in message:
             return False
         if self.verdict is not None and self.verdict != verdict:
             return False

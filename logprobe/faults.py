@@ -405,6 +405,22 @@ def batch_500(path: str, request: dict[str, Any], status: int, body: bytes) -> t
     return status, body
 
 
+CAPPED_LOGPROBS = 5
+
+
+def logprobs_cap(path: str, request: dict[str, Any], status: int, body: bytes) -> tuple[int, bytes]:
+    """Refuse more than 5 logprobs (or chat top_logprobs) with vLLM's own words, as a vLLM
+    started with --max-logprobs 5 does: a legal limitation the suite must learn and respect."""
+    asked = request.get("top_logprobs") if _is_chat(path) else request.get("logprobs")
+    if isinstance(asked, int) and not isinstance(asked, bool) and asked > CAPPED_LOGPROBS:
+        message = (f"Requested sample logprobs of {asked}, which is greater than max allowed: "
+                   f"{CAPPED_LOGPROBS} (parameter=logprobs, value={asked})")
+        error = {"error": {"message": message, "type": "BadRequestError", "param": "logprobs",
+                           "code": 400}}
+        return 400, json.dumps(error).encode()
+    return status, body
+
+
 def accept_invalid(path: str, request: dict[str, Any]) -> dict[str, Any]:
     """Repair invalid logprobs parameters before forwarding, so the server answers 200."""
     request = copy.deepcopy(request)
@@ -502,6 +518,10 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "deployment (measured on an H200: ENVIRONMENT.md); must NOT fail the run",
           ("NUM-002",), fatal=False, shows=("NUM-002", "drift over"), json=gpu_numerics,
           properties=False),
+    Fault("logprobs-cap-5", "more than 5 logprobs refused with a clean 400, as vLLM "
+          "--max-logprobs 5 does", "deployments that lower vLLM's --max-logprobs (a legal "
+          "limit: must NOT fail the run)", ("ERR-007",), fatal=False, shows=("ERR-007", "5"),
+          raw=logprobs_cap, properties=False),
     Fault("batch-500", "a list of prompts answered with a 500", "llama-cpp-python 0.3.36",
           ("ERR-004",), raw=batch_500, properties=False),
 ]}

@@ -116,7 +116,8 @@ class Judge:
         kept = []
         for violation in violations:
             match = next((e for e in self._expectations for x in exchanges if e.matches(
-                violation.id, violation.verdict.value, x.path, x.request_json)), None)
+                violation.id, violation.verdict.value, x.path, x.request_json,
+                violation.message)), None)
             if match is None:
                 kept.append(violation)
             else:
@@ -162,6 +163,21 @@ class Judge:
             return None  # a known deviation: the caller must cope with no body
         self._fail([violation], [exchange], verdict)
         return None  # unreachable
+
+    def refused(self, exchange: Exchange) -> bool:
+        """For a generated request that is legal but unusual: a clean 4xx is the server's
+        stated limit, recorded (EXPECTED when a file knows it, else an ERR-007 finding with
+        the request) and not a failure; True if it was refused. A 5xx or a broken body is
+        left for ``ok`` to fail."""
+        verdict, message = classify(exchange)
+        if verdict is not Verdict.UNSUPPORTED:
+            return False
+        self._note([exchange], [err.ERR_004])
+        refusal = Violation(err.ERR_004, f"the server refused a legal request: {message}",
+                            verdict=Verdict.UNSUPPORTED)
+        if self._expected([refusal], [exchange]):
+            self.judgement.violations += err.describe_refusal(exchange.curl(), message)
+        return True
 
     def check(
         self, exchange_or_exchanges: Exchange | list[Exchange], fn: Check, *args: Any, **kwargs: Any

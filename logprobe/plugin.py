@@ -123,9 +123,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "generation, stream vs not, repeats): per token, and in the median over "
                     "a comparison or the run (default 0.5:0.01, from measured GPU bf16/fp16 "
                     "drift; see logprobe/tolerance.py)")
-    group.addoption("--logprobs-limit", type=int, default=20,
-                    help="the server's completions logprobs limit, for ERR-003 "
-                    "(OpenAI: 5, vLLM: --max-logprobs, 20 by default)")
+    group.addoption("--logprobs-limit", type=int, default=None,
+                    help="the most logprobs (and chat top_logprobs) the server serves "
+                    "(OpenAI: 5, vLLM: --max-logprobs, 20 by default). Default: what the "
+                    "server states when asked for 20, else 20; every test and generated "
+                    "request stays within it, and N+1 must be refused (ERR-003)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -210,7 +212,7 @@ def _backend_options(config: pytest.Config) -> BackendOptions:
         serve_command=config.getoption("--serve-command"),
         serve_ready_url=config.getoption("--serve-ready-url"),
         tokenizer=config.getoption("--tokenizer"), faults=config.getoption("--fault"),
-        log_dir=_log_dir(config))
+        log_dir=_log_dir(config), logprobs_limit=config.getoption("--logprobs-limit"))
 
 
 def _open_backend(config: pytest.Config) -> Backend:
@@ -355,9 +357,16 @@ def tolerance(request: pytest.FixtureRequest) -> Tolerance:
     return _tolerance(request.config)
 
 
+DEFAULT_LOGPROBS_LIMIT = 20  # the OpenAI chat maximum, and vLLM's default --max-logprobs
+
+
 @pytest.fixture(scope="session")
-def logprobs_limit(request: pytest.FixtureRequest) -> int:
-    return int(request.config.getoption("--logprobs-limit"))
+def logprobs_limit(request: pytest.FixtureRequest, backend: Backend) -> int:
+    """``--logprobs-limit``, else the limit the server stated in a refusal, else 20."""
+    given = request.config.getoption("--logprobs-limit")
+    if given is not None:
+        return int(given)
+    return backend.identity.logprobs_cap or DEFAULT_LOGPROBS_LIMIT
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -579,10 +588,19 @@ class RunCollector:
             self._compare(session, baseline, run.as_dict())
 
     def _judge_run(self, run: RunReport) -> bool:
-        """The run-level judgement (NUM): every echo-versus-generation token the tests
-        compared, pooled; a row of its own in run.json. True if a MUST failed."""
-        from logprobe.invariants import numerics
+        """The run-level judgements, each a row of its own in run.json: the limits the
+        server stated (ERR-007), and every echo-versus-generation token the tests compared,
+        pooled (NUM). True if a MUST failed."""
+        from logprobe.invariants import errors, numerics
 
+        cap, words = run.backend.get("logprobs_cap"), run.backend.get("logprobs_cap_evidence")
+        if cap is not None:
+            run.add(TestRow(
+                nodeid="logprobe::run::limits", invariants=[errors.ERR_007.id], level="INFO",
+                verdict=Verdict.PASS.value, findings=[{
+                    "invariant": errors.ERR_007.id, "level": "INFO",
+                    "message": f"[INFO ERR-007]: the server serves at most {cap} logprobs, "
+                    f"in its own words: {words}; every test and generated request kept to it"}]))
         drift = numerics.run_drift(asdict(row) for row in run.tests)
         if not drift.n:
             return False
@@ -592,7 +610,7 @@ class RunCollector:
         chosen = self.config.stash.get(EXPECTATIONS_KEY, None)
         entries = chosen.applying(run.backend.get("server_version")) if chosen else []
         expected = [(v, e) for v in found for e in entries
-                    if e.test is None and e.matches(v.id, v.verdict.value, "", {})]
+                    if e.test is None and e.matches(v.id, v.verdict.value, "", {}, v.message)]
         found = [v for v in found if v not in {x for x, _ in expected}]
         must = [v for v in found if v.level is Level.MUST]
         verdict = Verdict.FAIL if must else Verdict.NA if markers else Verdict.PASS

@@ -18,10 +18,17 @@ from hypothesis_jsonschema import from_schema
 from logprobe import schemas
 
 SEED_PROMPTS = [
-    "你好", "你好，世界", "日本語のテキストです。", "Ça va ? Très bien, merci.",
+    "", "你好", "你好，世界", "日本語のテキストです。", "Ça va ? Très bien, merci.",
     "🙂🚀 emoji 👩‍👩‍👧 split across tokens", "   ", "\n\n\t", "The capital of France is",
     "def f(x):\n    return", "a" * 600,
 ]
+
+
+# Legal values at their boundaries: the whole int64 seed range, and stop lists up to the
+# reference's four strings (one of them a single space, which ends most texts at once).
+SEEDS = st.one_of(st.integers(min_value=0, max_value=2**31 - 1),
+                  st.sampled_from([-(2**63), -1, 2**63 - 1]))
+STOPS = st.sampled_from(["\n", ".", [" the", "!"], [" ", "\n", ".", ","]])
 
 
 def param(schema_name: str, name: str, **override: Any) -> st.SearchStrategy[Any]:
@@ -56,8 +63,9 @@ def completion_requests(
         echo = draw(st.booleans())
         if echo:
             request["echo"] = True
-        # 0 tokens only makes sense with echo (the prompt's own logprobs)
-        request["max_tokens"] = draw(st.integers(min_value=0 if echo else 1, max_value=32))
+        # 0 is legal (the OpenAI reference's minimum); without echo some servers refuse it,
+        # which the property tests record as a stated limit, not a failure
+        request["max_tokens"] = draw(st.integers(min_value=0, max_value=32))
         # echo is nearly always asked with logprobs (lm-eval's request): weight it so
         wants_logprobs = draw(st.sampled_from([True, True, True, False] if echo else [True, False]))
         if wants_logprobs:
@@ -67,8 +75,8 @@ def completion_requests(
             st.just(0), param("completion.request", "temperature")))
         for name, drawn in (("top_p", param("completion.request", "top_p")),
                             ("n", param("completion.request", "n", maximum=4)),
-                            ("seed", st.integers(min_value=0, max_value=2**31 - 1)),
-                            ("stop", st.sampled_from(["\n", ".", [" the", "!"]]))):
+                            ("seed", SEEDS),
+                            ("stop", STOPS)):
             if draw(st.booleans()):
                 request[name] = draw(drawn)
         if draw(st.sampled_from([True, False, False, False])):  # streams: their own checks
@@ -78,7 +86,7 @@ def completion_requests(
     return build()
 
 
-def chat_requests(model: str) -> st.SearchStrategy[dict[str, Any]]:
+def chat_requests(model: str, max_top_logprobs: int = 20) -> st.SearchStrategy[dict[str, Any]]:
     turn = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]),
                                   "content": text_prompts()})
 
@@ -94,12 +102,13 @@ def chat_requests(model: str) -> st.SearchStrategy[dict[str, Any]]:
         if draw(st.booleans()):
             request["logprobs"] = True
             if draw(st.booleans()):
-                request["top_logprobs"] = draw(param("chat.request", "top_logprobs"))
+                request["top_logprobs"] = draw(param("chat.request", "top_logprobs",
+                                                     maximum=min(20, max_top_logprobs)))
         request["temperature"] = draw(st.one_of(st.just(0), param("chat.request", "temperature")))
         if draw(st.booleans()):
             request["n"] = draw(param("chat.request", "n", maximum=3))
         if draw(st.booleans()):
-            request["seed"] = draw(st.integers(min_value=0, max_value=2**31 - 1))
+            request["seed"] = draw(SEEDS)
         return request
 
     return build()

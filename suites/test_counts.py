@@ -7,14 +7,18 @@ from logprobe.invariants import counts, shape
 
 
 @pytest.mark.parametrize("k", [0, 1, 5])
-def test_completions_alternative_count(k, api, model, judge):
+def test_completions_alternative_count(k, api, model, judge, logprobs_limit):
+    if k > logprobs_limit:
+        pytest.skip(f"logprobs={k} is above the server's logprobs limit ({logprobs_limit})")
     exchange = api.completions(completion(model, logprobs=k, max_tokens=4))
     judge.response(exchange, shape.check_completions_shape, counts.check_completions_counts,
                    feature=f"logprobs={k}")
 
 
 @pytest.mark.parametrize("k", [1, 5, 20])
-def test_chat_alternative_count(k, api, model, judge):
+def test_chat_alternative_count(k, api, model, judge, logprobs_limit):
+    if k > logprobs_limit:
+        pytest.skip(f"top_logprobs={k} is above the server's logprobs limit ({logprobs_limit})")
     exchange = api.chat(chat(model, logprobs=True, top_logprobs=k, max_tokens=4))
     judge.response(exchange, shape.check_chat_shape, counts.check_chat_counts,
                    feature=f"top_logprobs={k}")

@@ -54,7 +54,7 @@ def _preflight(api, model, tokenizer, mmlu_tasks) -> list[Violation]:
 
 
 def test_mmlu_loglikelihood_through_lm_eval(backend, api, model, judge, mmlu_tasks,
-                                            tokenizer_source, request, tmp_path):
+                                            tokenizer_source, logprobs_limit, request, tmp_path):
     from logprobe.plugin import _api_key
 
     tokenizer = request.getfixturevalue("tokenizer") if tokenizer_source else None
@@ -109,7 +109,8 @@ def test_mmlu_loglikelihood_through_lm_eval(backend, api, model, judge, mmlu_tas
 
     # 3. lm-eval's answers equal the suite's own scoring of the same questions.
     own = e2e.score_independently(api, model, mmlu_tasks, tokenizer,
-                                  concurrency=request.config.getoption("--concurrency"))
+                                  concurrency=request.config.getoption("--concurrency"),
+                                  logprobs_limit=logprobs_limit)
     disagreements, stats = e2e.compare(outcome, own)
     judge.record([s.exchange for s in own[:3]], [e2e.LMEVAL_005], disagreements[:20],
                  raise_now=False)

@@ -32,3 +32,11 @@ def test_n_choices_have_their_own_logprobs(api, model, judge):
                                           seed=SEED))
     judge.response(exchange, sampling.check_choices_own_logprobs, values.check_alternatives,
                    values.check_logprob_values, feature="n=3 with logprobs")
+
+
+def test_n_choices_at_temperature_zero(api, model, judge):
+    """The reference serves n > 1 at temperature 0 (n identical greedy choices); a server may
+    refuse it cleanly (vLLM does: its expectation file knows), never with a 5xx."""
+    exchange = api.completions(completion(model, logprobs=2, max_tokens=4, n=2, seed=SEED))
+    judge.response(exchange, sampling.check_choices_own_logprobs, sampling.check_greedy_argmax,
+                   feature="n=2 at temperature 0")

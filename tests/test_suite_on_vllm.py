@@ -106,11 +106,11 @@ def test_a_stale_expectation_is_reported_as_xpass(served, tmp_path):
 def test_stock_vllm_passes_with_its_known_deviations_applied(served, tmp_path):
     """`pytest --endpoint URL` with no other option: the server names itself (GET /version,
     owned_by "vllm"), its expectation file applies, and its known deviation (n > 1 refused at
-    temperature 0, which the generated requests meet) is EXPECTED, not a failure."""
+    temperature 0) is EXPECTED, not a failure; the generated requests pass too."""
     import dataclasses
 
     run = run_suite(dataclasses.replace(served, expectations=None), tmp_path, "-k",
-                    "test_generated_completions or test_generated_chat")
+                    "test_generated or test_n_choices_at_temperature_zero")
     assert run.returncode == 0, run.output[-3000:]
     chosen = run.report["backend"]["expectations"]
     assert chosen["file"].endswith("vllm.yaml") and "owned_by 'vllm'" in chosen["why"], chosen
@@ -124,7 +124,7 @@ def test_expectations_none_judges_raw(served, tmp_path):
 
     raw = dataclasses.replace(served, expectations=None)
     run = run_suite(raw, tmp_path, "--expectations=none", "-k",
-                    "test_generated_completions or test_generated_chat")
+                    "test_n_choices_at_temperature_zero")
     assert run.returncode == 1, run.output[-3000:]
     assert "ERR-004" in run.violated()
 

@@ -43,6 +43,20 @@ ERR_006 = invariant(
 )
 
 
+ERR_007 = invariant(
+    "ERR-007", Level.INFO,
+    "limits the server states: legal requests it refuses with a clean 4xx (a logprobs cap, "
+    "n > 1 at temperature 0, max_tokens 0), each with its request",
+    "a clean refusal is a limitation, not a defect; a gate should know it (and a 5xx on the "
+    "same request stays ERR-004)",
+)
+
+
+@checks(ERR_007)
+def describe_refusal(curl: str, message: str) -> list[Violation]:
+    return [Violation(ERR_007, f"a legal request refused: {message}", actual=curl)]
+
+
 @checks(ERR_006)
 def check_retried(history: list[str]) -> list[Violation]:
     """The failed attempts before the one that was judged (the client's retry history)."""
