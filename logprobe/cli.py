@@ -14,6 +14,12 @@ from logprobe.launch.backends import LAUNCHERS
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_given = sys.argv[1:] if argv is None else argv
+    if args_given[:1] == ["run"]:
+        # Everything after `run` is pytest's, options included: argparse's REMAINDER
+        # refuses options that follow a subcommand.
+        rest = args_given[1:]
+        return _run_suite(rest[1:] if rest[:1] == ["--"] else rest)
     parser = argparse.ArgumentParser(prog="logprobe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -35,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     proxy.add_argument("--record", default=None,
                        help="append every non-streamed exchange, as the client saw it, to this JSONL")
 
-    sub.add_parser("faults", help="list the proxy's faults")
+    faults_cmd = sub.add_parser("faults", help="list the proxy's faults")
+    faults_cmd.add_argument("--markdown-into", default=None, metavar="FILE",
+                            help="replace the table between <!-- faults:begin --> and "
+                            "<!-- faults:end --> in FILE (the README)")
 
     report = sub.add_parser("report", help="the backend x invariant matrix of run.json files, as "
                             "one self-contained HTML page (or a Markdown table)")
@@ -68,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
         run_proxy(args.upstream, args.port, faults, record=Path(args.record) if args.record else None)
+        return 0
+    if args.command == "faults" and args.markdown_into:
+        from logprobe.faults import markdown_table
+
+        _replace_between(Path(args.markdown_into), markdown_table(), "faults")
+        print(f"logprobe: fault table written into {args.markdown_into}")
         return 0
     if args.command == "faults":
         for fault in FAULTS.values():
@@ -131,8 +146,8 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replace_between(path: Path, table: str) -> None:
-    begin, end = "<!-- compat:begin -->", "<!-- compat:end -->"
+def _replace_between(path: Path, table: str, name: str = "compat") -> None:
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = path.read_text(encoding="utf-8")
     if begin not in text or end not in text:
         raise ValueError(f"{path} has no {begin} ... {end} block")

@@ -64,9 +64,9 @@ class Expectation:
             return False
         if self.path is not None and not path.endswith(self.path):
             return False
-        if not isinstance(request, dict):
-            return not self.request
-        return all(_matches(request.get(key), want) for key, want in self.request.items())
+        if not isinstance(request, dict):  # bytes sent as they are: malformed JSON
+            return not self.request or self.request == {"body": "raw"}
+        return all(_matches(request.get(key, ABSENT), want) for key, want in self.request.items())
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,47 @@ class ExpectationSet:
         return [e for e in self.entries if e.applies_to(version)]
 
 
+ABSENT = object()
+
+
+def _kind(value: Any) -> str:
+    """What a request value is, in the words a pattern uses."""
+    if value is ABSENT:
+        return "absent"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "integer" if value.is_integer() else "fraction"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return "token-ids"
+        return "list"  # a list of prompts (strings or token-id lists)
+    return type(value).__name__
+
+
 def _matches(value: Any, want: Any) -> bool:
-    """A value equals ``want``, or lies in ``{min: a, max: b}``."""
-    if isinstance(want, dict):
+    """A value equals ``want``, or meets a pattern: ``{min: a, max: b}`` (a number in range),
+    ``{type: T}`` (absent, null, boolean, integer, fraction, string, token-ids, list: a list
+    of prompts), ``{in: [...]}`` (one of these values; null also matches an absent key)."""
+    if not isinstance(want, dict):
+        return (None if value is ABSENT else value) == want
+    if "type" in want:
+        kinds = want["type"] if isinstance(want["type"], list) else [want["type"]]
+        if _kind(value) not in kinds:
+            return False
+    if "in" in want and (None if value is ABSENT else value) not in want["in"]:
+        return False
+    if "min" in want or "max" in want:
         if not isinstance(value, int | float) or isinstance(value, bool):
             return False
         return want.get("min", value) <= value <= want.get("max", value)
-    return value == want
+    return True
 
 
 def load(path: Path) -> list[Expectation]:

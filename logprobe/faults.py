@@ -550,3 +550,14 @@ def apply_json(faults: list[Fault], path: str, request: dict[str, Any], body: An
 def dumps(body: Any) -> bytes:
     """Serialise like a server would, NaN included (the nan-literal fault relies on it)."""
     return json.dumps(body, allow_nan=True, ensure_ascii=False).encode()
+
+
+def markdown_table() -> str:
+    """The README's table of faults, generated from FAULTS (never copied by hand)."""
+    lines = ["| fault | what it does | seen in | caught by |", "| --- | --- | --- | --- |"]
+    for fault in FAULTS.values():
+        caught = ", ".join(fault.trips)
+        if not fault.fatal:
+            caught += " (must **not** fail the run)"
+        lines.append(f"| `{fault.name}` | {fault.description} | {fault.seen_in} | {caught} |")
+    return "\n".join(lines)

@@ -114,8 +114,11 @@ def chat_requests(model: str, max_top_logprobs: int = 20) -> st.SearchStrategy[d
     return build()
 
 
-def invalid_requests(model: str, logprobs_limit: int) -> st.SearchStrategy[tuple[str, Any]]:
-    """(path, body) pairs that a server must refuse with a 4xx; bytes for malformed JSON."""
+def invalid_requests(model: str, logprobs_limit: int) -> st.SearchStrategy[tuple[str, Any, str]]:
+    """(path, body, invariant) triples a server must refuse with a 4xx: bytes for malformed
+    JSON; the invariant is the one the request tests (ERR-001 invalid top_logprobs, ERR-002
+    top_logprobs without logprobs, ERR-003 invalid completions logprobs, SHAPE-004 any other
+    invalid input, which must still get a 4xx error object)."""
     chat_base = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
     completion_base = {"model": model, "prompt": "hi", "max_tokens": 2}
     bad_top = st.one_of(st.integers(min_value=21, max_value=10_000), st.integers(max_value=-1),
@@ -125,13 +128,15 @@ def invalid_requests(model: str, logprobs_limit: int) -> st.SearchStrategy[tuple
                              st.integers(max_value=-1), st.text(min_size=1, max_size=3))
     return st.one_of(
         bad_top.map(lambda v: ("/chat/completions", {**chat_base, "logprobs": True,
-                                                     "top_logprobs": v})),
-        st.integers(1, 20).map(lambda v: ("/chat/completions", {**chat_base, "top_logprobs": v})),
-        bad_logprobs.map(lambda v: ("/completions", {**completion_base, "logprobs": v})),
+                                                     "top_logprobs": v}, "ERR-001")),
+        st.integers(1, 20).map(lambda v: ("/chat/completions", {**chat_base, "top_logprobs": v},
+                                          "ERR-002")),
+        bad_logprobs.map(lambda v: ("/completions", {**completion_base, "logprobs": v},
+                                    "ERR-003")),
         st.sampled_from(["hot", -1.0, 2.5]).map(
-            lambda v: ("/completions", {**completion_base, "temperature": v})),
+            lambda v: ("/completions", {**completion_base, "temperature": v}, "SHAPE-004")),
         st.sampled_from([-5, "ten"]).map(
-            lambda v: ("/completions", {**completion_base, "max_tokens": v})),
+            lambda v: ("/completions", {**completion_base, "max_tokens": v}, "SHAPE-004")),
         st.sampled_from([b'{"model": ', b"not json", b'{"prompt": "hi",}']).map(
-            lambda raw: ("/completions", raw)),
+            lambda raw: ("/completions", raw, "SHAPE-004")),
     )

@@ -56,3 +56,46 @@ def test_an_entry_without_evidence_is_refused(tmp_path: Path):
 def test_server_version_condition(spec, version, holds):
     entry = Expectation(reason="r", evidence="e", invariant="ERR-004", server_version=spec)
     assert entry.applies_to(version) is holds
+
+
+@pytest.mark.parametrize(("pattern", "request_body", "holds"), [
+    ({"prompt": {"type": "list"}}, {"prompt": ["a", "b"]}, True),
+    ({"prompt": {"type": "list"}}, {"prompt": [[1, 2], [3]]}, True),
+    ({"prompt": {"type": "list"}}, {"prompt": [1, 2, 3]}, False),  # token ids: one prompt
+    ({"prompt": {"type": "token-ids"}}, {"prompt": [1, 2, 3]}, True),
+    ({"prompt": {"type": "string"}}, {"prompt": "a"}, True),
+    ({"top_logprobs": {"in": [None, 0]}}, {"logprobs": True}, True),  # absent counts as null
+    ({"top_logprobs": {"in": [None, 0]}}, {"top_logprobs": 3}, False),
+    ({"top_logprobs": {"type": ["fraction", "string"]}}, {"top_logprobs": 1.5}, True),
+    ({"top_logprobs": {"type": ["fraction", "string"]}}, {"top_logprobs": 5}, False),
+    ({"top_logprobs": {"type": "absent"}}, {}, True),
+    ({"n": {"min": 2}}, {"n": 3}, True),
+    ({"n": {"min": 2}}, {}, False),
+    ({"stream": True}, {}, False),
+])
+def test_request_patterns(pattern, request_body, holds):
+    entry = Expectation(reason="r", evidence="e", invariant="ERR-004", request=pattern)
+    assert entry.matches("ERR-004", "ERROR", "/v1/completions", request_body) is holds
+
+
+def test_an_entry_can_require_the_refusal_words():
+    entry = Expectation(reason="r", evidence="e", invariant="ERR-004", message="n must be 1")
+    assert entry.matches("ERR-004", "UNSUPPORTED", "/v1/completions", {}, "... n must be 1 when")
+    assert not entry.matches("ERR-004", "UNSUPPORTED", "/v1/completions", {}, "empty prompt")
+
+
+def test_a_raw_body_pattern_matches_only_malformed_json():
+    from logprobe.client import RawBody
+
+    entry = Expectation(reason="r", evidence="e", invariant="SHAPE-004", request={"body": "raw"})
+    assert entry.matches("SHAPE-004", "FAIL", "/v1/completions", RawBody(b"not json"))
+    assert not entry.matches("SHAPE-004", "FAIL", "/v1/completions", {"prompt": "x"})
+
+
+@pytest.mark.parametrize("path", [f for f in FILES if f.stem != "vllm"], ids=lambda p: p.stem)
+def test_every_entry_is_scoped_and_reproducible(path: Path):
+    """An entry names a test, or scopes its invariant by a request pattern; and each carries
+    a curl line that reproduces what it expects."""
+    for entry in expectations.load(path):
+        assert entry.test or entry.request, f"{path.name}: unscoped entry {entry}"
+        assert "curl " in entry.evidence, f"{path.name}: no reproducer in {entry}"

@@ -351,3 +351,34 @@ def test_processed_logprobs_fault_is_legal_at_any_temperature(temperature):
         found = values.check_logprob_values(request, scaled) + \
             values.check_alternatives(request, scaled)
         assert ids(found, Level.MUST) == set(), [v.render() for v in found]
+
+
+def test_nulls_are_allowed_only_at_index_0_of_an_echo():
+    """A null logprob or a null alternatives entry anywhere else fails VAL-001 (and the
+    lenient schema, SHAPE-002); without echo, not even index 0 may be null."""
+    request, _, response = exchange(VLLM, "completions_echo_lmeval_text")
+    assert ids(values.check_logprob_values(request, response)) == set()
+    assert ids(shape.check_completions_shape(request, response), Level.MUST) == set()
+    lp = response["choices"][0]["logprobs"]
+    lp["top_logprobs"][3] = None
+    assert "VAL-001" in ids(values.check_logprob_values(request, response))
+    assert "SHAPE-002" in ids(shape.check_completions_shape(request, response))
+    assert "CNT-001" in ids(counts.check_completions_counts(request, response))
+    request, _, response = exchange(VLLM, "completions_logprobs5")
+    response["choices"][0]["logprobs"]["token_logprobs"][0] = None
+    assert "VAL-001" in ids(values.check_logprob_values(request, response))
+
+
+def test_checks_with_nothing_to_judge_say_so():
+    """A response without logprobs (transformers serve): each of these checks marks its
+    invariants N/A instead of returning no violation, which would read as a pass."""
+    request, _, response = exchange(TRANSFORMERS, "completions_logprobs5")
+    for check in (values.check_logprob_values, values.check_alternatives,
+                  counts.check_completions_counts, text.check_completions_text,
+                  sampling.check_greedy_argmax, counts.check_entries_match_usage):
+        found = check(request, response)
+        assert real(found) == [] and unjudged(found), check.__name__
+    request, _, response = exchange(TRANSFORMERS, "chat_logprobs_top3")
+    for check in (text.check_chat_bytes, counts.check_chat_counts, values.check_alternatives):
+        found = check(request, response)
+        assert real(found) == [] and unjudged(found), check.__name__
