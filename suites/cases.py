@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 SEED = 1234
 STORY = "Once upon a time"
 GREETING = [{"role": "user", "content": "Say hi"}]
@@ -32,5 +34,12 @@ def chat(model: str, messages: list[dict[str, str]] | None = None, **params: Any
 
 
 def first_logprobs(body: Any) -> dict[str, Any]:
-    """choices[0].logprobs of a body the judge already accepted."""
-    return body["choices"][0]["logprobs"]
+    """choices[0].logprobs of a body the judge already accepted. If it has none, the judge
+    accepted that because an expectation file knows it: nothing is left to judge (XFAIL)."""
+    try:
+        logprobs = body["choices"][0]["logprobs"]
+    except (KeyError, IndexError, TypeError):
+        logprobs = None
+    if not isinstance(logprobs, dict):
+        pytest.xfail("a known deviation (EXPECTED above) left no logprobs to judge further")
+    return logprobs

@@ -204,3 +204,14 @@ def test_html_matrix_renders_in_chromium(chromium, tmp_path):
                     page.as_uri()], capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 50_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_readme_tables_are_generated_not_copied():
+    """The fault table comes from FAULTS and the compatibility table from the baselines:
+    `logprobe faults --markdown-into README.md`, `./dev baselines`."""
+    from logprobe.faults import markdown_table as fault_table
+    from logprobe.report.html import markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    assert fault_table() in readme
+    assert markdown_table([_baseline(name) for name in BACKENDS]) in readme
