@@ -40,6 +40,34 @@ LMEVAL_003 = invariant(
 )
 
 
+# The end-to-end run (logprobe/e2e.py, suites/test_e2e.py): lm-eval itself against the server.
+E2E_SRC = "lm-evaluation-harness 0.4.13 simple_evaluate with local-completions"
+LMEVAL_004 = invariant(
+    "LMEVAL-004", Level.MUST,
+    "lm-eval's MMLU run through local-completions completes without an exception",
+    E2E_SRC + "; InternLM/lmdeploy (logprobs: null -> TypeError)",
+)
+LMEVAL_005 = invariant(
+    "LMEVAL-005", Level.MUST,
+    "lm-eval's per-question answer and per-choice loglikelihoods (within the logprob tolerance) "
+    "equal the suite's own scoring from next-token alternatives",
+    E2E_SRC + "; ggml-org/llama.cpp#27174 (silent chance-level scores)",
+)
+LMEVAL_006 = invariant(
+    "LMEVAL-006", Level.INFO, "lm-eval's MMLU accuracy, with its standard error", SRC,
+)
+LMEVAL_007 = invariant(
+    "LMEVAL-007", Level.SHOULD,
+    "the embedded model's MMLU accuracy lies within 3 standard errors of the stored expectation",
+    "fixtures/mmlu/expected.json (measured; the command is stored with it)",
+)
+LMEVAL_008 = invariant(
+    "LMEVAL-008", Level.MUST,
+    "lm-eval's generative MMLU through local-chat-completions completes and every answer is text",
+    "lm-evaluation-harness local-chat-completions (chat endpoints serve generate_until tasks)",
+)
+
+
 def lmeval_request(model: str, prompt: Any, seed: int = 1234) -> dict[str, Any]:
     """The exact payload lm-eval 0.4.4+ sends for loglikelihood."""
     return {

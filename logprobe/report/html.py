@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from logprobe.report.matrix import FAILING, SEVERITY, Column, catalogue, column, invariant_levels
+from logprobe.tolerance import DEFAULT, Drift
 
 COLOURS = {
     "FAIL": "#d64545", "ERROR": "#8e2c8e", "UNSUPPORTED": "#e0882f", "IGNORED": "#c9a227",
@@ -118,6 +119,8 @@ def echo_points(run: dict[str, Any]) -> list[tuple[float, float]]:
 
 def _plot(col: Column, size: int = 260) -> str:
     points = echo_points(col.run)
+    bound = DEFAULT.per_token  # what GPU prefill/decode drift may reach (logprobe/tolerance.py)
+    drift = Drift.between([t for t, _ in points], [e for _, e in points])
     pad = 34
     if not points:
         body = (f'<text x="{size / 2}" y="{size / 2}" text-anchor="middle" font-size="12" '
@@ -135,9 +138,9 @@ def _plot(col: Column, size: int = 260) -> str:
             return size - pad - (v - low) / span * (size - pad - 8)
 
         dots = "".join(f'<circle cx="{x(t):.1f}" cy="{y(min(max(e, low), 0)):.1f}" r="3.2" '
-                       f'fill="{"#3f9c5a" if abs(e - t) <= 1e-2 else "#d64545"}" fill-opacity="0.8"/>'
+                       f'fill="{"#3f9c5a" if abs(e - t) <= bound else "#d64545"}" fill-opacity="0.8"/>'
                        for t, e in points)
-        off = sum(1 for t, e in points if abs(e - t) > 1e-2)
+        off = sum(1 for t, e in points if abs(e - t) > bound)
         body = (f'<line x1="{x(low):.1f}" y1="{y(low):.1f}" x2="{x(0):.1f}" y2="{y(0):.1f}" '
                 f'stroke="#9aa7b8" stroke-dasharray="4 3"/>{dots}'
                 f'<text x="{x(low):.1f}" y="{size - 8}" font-size="11" fill="#5b6475">{low:.0f}</text>'
@@ -148,7 +151,8 @@ def _plot(col: Column, size: int = 260) -> str:
             "teacher-forced logprob</text>"
             f'<text x="12" y="{size / 2}" font-size="11" text-anchor="middle" '
             f'transform="rotate(-90 12 {size / 2})">echo logprob</text>')
-    caption = (f"{_e(col.name)}: {len(points)} tokens, {off} off the diagonal (|Δ| &gt; 0.01)"
+    caption = (f"{_e(col.name)}: {len(points)} tokens, {off} off the diagonal (|Δ| &gt; "
+               f"{bound:g} nats); drift max {drift.max:.3g}, median {drift.median:.3g}"
                if points else f"{_e(col.name)}")
     return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
             f'role="img" aria-label="echo vs teacher-forced logprobs for {_e(col.name)}">'
