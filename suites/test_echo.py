@@ -1,6 +1,6 @@
 """ECHO: prompt logprobs returned with echo: true."""
 
-from cases import completion
+from cases import completion, first_logprobs
 
 from logprobe.invariants import echo, shape
 from logprobe.invariants.access import usage
@@ -35,8 +35,8 @@ def test_shared_prefix_same_logprobs(api, model, judge, tolerance):
                                         echo=True, max_tokens=1, logprobs=1))
     a = judge.response(first, echo.check_echo, feature="echo")
     b = judge.response(second, echo.check_echo, feature="echo")
-    tokens_a = a["choices"][0]["logprobs"]["tokens"]
-    tokens_b = b["choices"][0]["logprobs"]["tokens"]
+    tokens_a = first_logprobs(a)["tokens"]
+    tokens_b = first_logprobs(b)["tokens"]
     common = 0
     while common < min(len(tokens_a), len(tokens_b)) and tokens_a[common] == tokens_b[common]:
         common += 1

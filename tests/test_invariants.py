@@ -384,3 +384,27 @@ def test_checks_with_nothing_to_judge_say_so():
     for check in (text.check_chat_bytes, counts.check_chat_counts, values.check_alternatives):
         found = check(request, response)
         assert real(found) == [] and unjudged(found), check.__name__
+
+
+def _answered(status: int, body: dict) -> object:
+    import json
+
+    from logprobe.client import Exchange
+
+    return Exchange("POST", "http://x/v1/completions", {"model": "m", "prompt": "", "max_tokens": 1},
+                    status=status, response_headers={"content-type": "application/json"},
+                    body=json.dumps(body).encode())
+
+
+def test_a_refused_legal_request_is_recorded_not_failed():
+    """Generated requests reach legal corners a server may refuse (vLLM: an empty prompt,
+    max_tokens 0): a clean 4xx becomes an ERR-007 finding with the request's curl; a 5xx to
+    the same request stays for ok() to fail."""
+    from logprobe.judge import Judge, Judgement
+
+    judge = Judge(Judgement())
+    _, status, body = exchange(VLLM, "chat_top_logprobs_25")  # a real vLLM 400 error object
+    assert judge.refused(_answered(status, body)) is True
+    [finding] = judge.judgement.findings
+    assert finding.id == "ERR-007" and finding.actual.startswith("curl ")
+    assert judge.refused(_answered(500, {"error": {"message": "boom"}})) is False
