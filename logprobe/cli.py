@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from logprobe.faults import FAULTS, resolve
@@ -33,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--serve-ready-url", default=None,
                        help="--backend command: the URL that answers 200 once it is ready")
     serve.add_argument("--log-dir", default=None)
+    serve.add_argument("--port", type=int, default=0, help="the port to serve on (default: a free one)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to bind (default 127.0.0.1; 0.0.0.0 for other machines)")
+    serve.add_argument("--url-file", default=None, metavar="FILE",
+                       help="write the base URL to FILE once the server is ready (scripts wait "
+                       "for it); removed when the server stops")
 
     proxy = sub.add_parser("proxy", help="a fault-injection proxy in front of a real server")
     proxy.add_argument("--upstream", required=True, help="base URL of the real server")
@@ -102,28 +109,48 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Boot a backend and serve until Ctrl-C or SIGTERM, then tear its process group down.
+
+    The main thread waits by polling, never inside ``Popen.wait()``: a signal handler that
+    runs while the main thread holds subprocess's waitpid lock cannot reap the server, and
+    the command then outlived its server by a minute with the leader left a zombie.
+    """
+    import signal
+
     from logprobe.launch.backends import LauncherUnavailable, LaunchRequest, launch
     from logprobe.launch.model import ModelPreparationError
     from logprobe.launch.process import ServerStartError
 
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds to the `with` below, which stops the server
+
+    signal.signal(signal.SIGTERM, stop)
     log_dir = Path(args.log_dir) if args.log_dir else Path(tempfile.mkdtemp(prefix="logprobe-"))
+    url_file = Path(args.url_file) if args.url_file else None
     try:
         booted = launch(LaunchRequest(backend=args.backend, log_dir=log_dir, model=args.serve_model,
                                       api_key=os.environ.get("OPENAI_API_KEY") or None,
-                                      command=args.serve_command, ready_url=args.serve_ready_url))
+                                      command=args.serve_command, ready_url=args.serve_ready_url,
+                                      port=args.port, host=args.host))
         process = booted.process
         print(f"logprobe: starting {process.name} (log: {process.log_path})", flush=True)
         with process:
+            if url_file is not None:
+                url_file.write_text(booted.base_url + "\n")
+            # One stable line scripts can read: the URL, the model, how long it took.
             print(f"logprobe: serving {booted.model or 'its model'} at {booted.base_url} "
                   f"(ready in {process.ready_seconds:.0f} s); Ctrl-C stops it", flush=True)
             while process.alive():
-                process.proc.wait()  # type: ignore[union-attr]
+                time.sleep(0.2)
             process.check_alive()
     except (LauncherUnavailable, ModelPreparationError, ServerStartError, RuntimeError) as exc:
         print(f"logprobe: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("logprobe: stopped", file=sys.stderr)
+    finally:
+        if url_file is not None:
+            url_file.unlink(missing_ok=True)
     return 0
 
 

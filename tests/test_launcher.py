@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,47 @@ def test_unknown_backend_ends_the_run_in_one_line(tmp_path: Path):
     assert done.returncode == 4, done.stdout + done.stderr
     assert "--serve nonsense: unknown backend (known: vllm, llama-cpp, transformers, command)" \
         in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_logprobe_serve_stops_on_a_signal_and_leaves_nothing(served, tmp_path, signum):
+    """`logprobe serve` as docker stop or systemd stop it: the command itself exits, its server
+    is reaped (no zombie, no process), the URL file it wrote for scripts is gone. The server
+    here is the proxy in front of the test's vLLM (`--backend command`): cheap to boot."""
+    import httpx
+
+    from logprobe.launch.process import free_port
+
+    port, url_file = free_port(), tmp_path / "url"
+    command = f"{sys.executable} -m logprobe.cli proxy --upstream {served.base_url} --port {{port}}"
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "logprobe.cli", "serve", "--backend", "command", "--serve-command",
+         command, "--port", str(port), "--url-file", str(url_file), "--log-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(600):
+            if url_file.exists() or serve.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert url_file.read_text().strip() == f"http://127.0.0.1:{port}/v1"
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).status_code == 200
+        server_pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                       and f"--port\0{port}".encode() in _cmdline(p)]
+        assert server_pids, "the served process should be running"
+        serve.send_signal(signum)
+        out, _ = serve.communicate(timeout=20)  # the bug: more than a minute
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 0, out
+    assert "serving" in out and "stopped" in out
+    assert not url_file.exists()
+    for pid in server_pids:
+        assert not Path(f"/proc/{pid}").exists(), f"server process {pid} left behind (or a zombie)"
+
+
+def _cmdline(proc_dir: Path) -> bytes:
+    try:
+        return (proc_dir / "cmdline").read_bytes()
+    except OSError:
+        return b""

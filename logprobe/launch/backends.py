@@ -49,6 +49,16 @@ class LaunchRequest:
     api_key: str | None = None
     command: str | None = None  # the ``command`` backend's command line
     ready_url: str | None = None  # the ``command`` backend's readiness URL
+    port: int = 0  # 0: a free port
+    host: str = HOST  # the address to bind (0.0.0.0 to serve other machines)
+
+    def chosen_port(self) -> int:
+        return self.port or free_port()
+
+    @property
+    def reach(self) -> str:
+        """The address this machine reaches the server at."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
 
 
 @dataclass
@@ -77,7 +87,8 @@ def _vllm(request: LaunchRequest) -> Launch:
     _require("vllm", "embedded", "vllm")
     from logprobe.launch.vllm import VllmConfig, vllm_server
 
-    process, resolved = vllm_server(VllmConfig(model=request.model, api_key=request.api_key),
+    process, resolved = vllm_server(VllmConfig(model=request.model, api_key=request.api_key,
+                                               port=request.port, host=request.host),
                                     request.log_dir)
     return Launch(process, resolved.base_url, resolved.served_model_name or str(resolved.model),
                   str(resolved.model))
@@ -87,17 +98,18 @@ def _llama_cpp(request: LaunchRequest) -> Launch:
     """llama-cpp-python's server. ``--logits_all true``: without it echo has no logprobs."""
     _require("llama_cpp", "llama-cpp", "llama-cpp")
     gguf = request.model or str(locate_gguf())
-    port = free_port()
+    port = request.chosen_port()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--model_alias",
-            EMBEDDED_MODEL_NAME, "--host", HOST, "--port", str(port), "--logits_all", "true",
+            EMBEDDED_MODEL_NAME, "--host", request.host, "--port", str(port), "--logits_all", "true",
             "--n_ctx", "2048", "--seed", "0"]
     env = dict(os.environ)
     if request.api_key:
         env["API_KEY"] = request.api_key  # its settings read the environment: never on argv
-    process = ServerProcess(argv, health_url=DEFAULT_READY_URL.format(port=port),
+    process = ServerProcess(argv, health_url=f"http://{request.reach}:{port}/v1/models",
                             log_path=request.log_dir / f"llama-cpp-{port}.log", env=env,
                             name="llama-cpp-python")
-    return Launch(process, f"http://{HOST}:{port}/v1", EMBEDDED_MODEL_NAME, _embedded_tokenizer(),
+    return Launch(process, f"http://{request.reach}:{port}/v1", EMBEDDED_MODEL_NAME,
+                  _embedded_tokenizer(),
                   _package_version("llama_cpp_python"))
 
 
@@ -110,14 +122,14 @@ def _transformers(request: LaunchRequest) -> Launch:
         raise LauncherUnavailable("--serve transformers needs the `transformers` command: "
                                   "pip install 'logprobe[transformers]'")
     model = _hf_model(request)
-    port = free_port()
-    argv = [executable, "serve", model, "--host", HOST, "--port", str(port), "--device", "cpu",
+    port = request.chosen_port()
+    argv = [executable, "serve", model, "--host", request.host, "--port", str(port), "--device", "cpu",
             "--dtype", "float32", "--default-seed", "0"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"} if Path(model).is_dir() else dict(os.environ)
-    process = ServerProcess(argv, health_url=f"http://{HOST}:{port}/health",
+    process = ServerProcess(argv, health_url=f"http://{request.reach}:{port}/health",
                             log_path=request.log_dir / f"transformers-{port}.log", env=env,
                             name="transformers serve")
-    return Launch(process, f"http://{HOST}:{port}/v1", model, model,
+    return Launch(process, f"http://{request.reach}:{port}/v1", model, model,
                   _package_version("transformers"))
 
 
@@ -128,12 +140,12 @@ def _command(request: LaunchRequest) -> Launch:
             "--serve command needs --serve-command 'CMD ... {port} ... {model}' "
             "(and --serve-ready-url if GET /v1/models is not how it says it is ready)")
     model = _hf_model(request)
-    port = free_port()
+    port = request.chosen_port()
     argv = [part.format(port=port, model=model) for part in shlex.split(request.command)]
     ready = (request.ready_url or DEFAULT_READY_URL).format(port=port, model=model)
     process = ServerProcess(argv, health_url=ready, log_path=request.log_dir / f"command-{port}.log",
                             name=Path(argv[0]).name)
-    return Launch(process, f"http://{HOST}:{port}/v1", None, model)
+    return Launch(process, f"http://{request.reach}:{port}/v1", None, model)
 
 
 def _hf_model(request: LaunchRequest) -> str:

@@ -115,8 +115,13 @@ class VllmConfig:
         return env
 
     @property
+    def reach(self) -> str:
+        """The address this machine reaches the server at (it may bind 0.0.0.0)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+
+    @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        return f"http://{self.reach}:{self.port}/v1"
 
 
 def vllm_server(config: VllmConfig, log_dir: Path) -> tuple[ServerProcess, VllmConfig]:
@@ -124,7 +129,7 @@ def vllm_server(config: VllmConfig, log_dir: Path) -> tuple[ServerProcess, VllmC
     resolved = config.resolved()
     process = ServerProcess(
         resolved.argv(),
-        health_url=f"http://{resolved.host}:{resolved.port}/health",
+        health_url=f"http://{resolved.reach}:{resolved.port}/health",
         log_path=log_dir / f"vllm-{resolved.port}.log",
         env=resolved.env(),
         startup_timeout=resolved.startup_timeout,
