@@ -200,33 +200,12 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 def _wait_group_gone(pgid: int, timeout: float) -> None:
-    """Until no live process is left in the group. A zombie is not live: it cannot be killed
-    again, and its parent (or init) reaps it; waiting on it only delayed the exit."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
+        except ProcessLookupError:
             return
-        if _only_zombies_in(pgid):
+        except PermissionError:
             return
         time.sleep(0.1)
-
-
-def _only_zombies_in(pgid: int) -> bool:
-    """True when every process of group ``pgid`` is a zombie (read from /proc; False where
-    there is no /proc, so the caller keeps polling as before)."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return False
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return False
-    return True
