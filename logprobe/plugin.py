@@ -23,7 +23,7 @@ from logprobe.backend import Backend, BackendOptions, open_backend
 from logprobe.client import RecordingClient
 from logprobe.endpoint import EXIT_ENDPOINT_UNUSABLE, EXIT_SERVER_START_FAILED, EndpointUnusable
 from logprobe.expectations import Expectation, ExpectationSet
-from logprobe.invariants.core import Level, Verdict
+from logprobe.invariants.core import Level, Verdict, Violation
 from logprobe.judge import ConformanceFailure, HarnessError, Judge, Judgement
 from logprobe.launch.process import ServerStartError
 from logprobe.report.run import RunReport, TestRow
@@ -527,10 +527,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
         verdict=verdict.value,
         message=message[:4000],
         violated=sorted({v.id for v in violations if v.level is Level.MUST}),
-        findings=[{"invariant": v.id, "level": v.level.value, "message": v.render()}
-                  for v in judgement.findings]
-        + [{"invariant": v.id, "level": "EXPECTED", "message": f"{v.render()}\n    expected: "
-            f"{e.reason}", "evidence": e.evidence} for v, e in judgement.expected],
+        findings=finding_rows(judgement.findings, judgement.expected),
         unjudged=[{"invariant": i, "reason": why}
                   for i, why in sorted(judgement.not_judged().items())],
         reproducers=[e.curl() for e in judgement.exchanges[:6]],
@@ -540,6 +537,15 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
         data=judgement.data,
         harness_error=isinstance(exc, HarnessError),
     )), default=str)  # as run.json writes it: a raw request body becomes its repr
+
+
+def finding_rows(findings: list[Violation],
+                 expected: list[tuple[Violation, Expectation]]) -> list[dict[str, Any]]:
+    """run.json's findings of a row: the SHOULD and INFO violations, then the EXPECTED ones
+    with the reason and evidence of the entry that expected them."""
+    return [{"invariant": v.id, "level": v.level.value, "message": v.render()} for v in findings] \
+        + [{"invariant": v.id, "level": "EXPECTED", "message": f"{v.render()}\n    expected: "
+            f"{e.reason}", "evidence": e.evidence} for v, e in expected]
 
 
 class RunCollector:
@@ -595,12 +601,11 @@ class RunCollector:
 
         cap, words = run.backend.get("logprobs_cap"), run.backend.get("logprobs_cap_evidence")
         if cap is not None:
+            limit = Violation(errors.ERR_007, f"the server serves at most {cap} logprobs, in its "
+                              f"own words: {words}; every test and generated request kept to it")
             run.add(TestRow(
                 nodeid="logprobe::run::limits", invariants=[errors.ERR_007.id], level="INFO",
-                verdict=Verdict.PASS.value, findings=[{
-                    "invariant": errors.ERR_007.id, "level": "INFO",
-                    "message": f"[INFO ERR-007]: the server serves at most {cap} logprobs, "
-                    f"in its own words: {words}; every test and generated request kept to it"}]))
+                verdict=Verdict.PASS.value, findings=finding_rows([limit], [])))
         drift = numerics.run_drift(asdict(row) for row in run.tests)
         if not drift.n:
             return False
@@ -621,10 +626,7 @@ class RunCollector:
             level="MUST", verdict=verdict.value,
             message="\n".join(v.render() for v in must + markers)[:4000],
             violated=sorted({v.id for v in must}),
-            findings=[{"invariant": v.id, "level": v.level.value, "message": v.render()}
-                      for v in found if v.level is not Level.MUST]
-            + [{"invariant": v.id, "level": "EXPECTED", "message": f"{v.render()}\n    expected: "
-                f"{e.reason}", "evidence": e.evidence} for v, e in expected],
+            findings=finding_rows([v for v in found if v.level is not Level.MUST], expected),
             unjudged=[{"invariant": v.id, "reason": v.message} for v in markers],
             data={"drift": {"tokens": drift.n, "max": round(drift.max, 6),
                             "p99": round(drift.quantile(0.99), 6),
