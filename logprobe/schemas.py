@@ -16,15 +16,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
+from logprobe.data import require_data_dir
+
 BASE_URI = "https://logprobe.dev/schemas/"
 
 
 def schema_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_data" / "schemas", here.parent / "schemas"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("logprobe's schemas/ folder is missing from this installation")
+    return require_data_dir("schemas")
 
 
 @cache

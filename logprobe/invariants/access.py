@@ -9,6 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def readable(token: Any) -> bool:
+    """A token string that names one token: servers decode partial UTF-8 pieces as "" or
+    with U+FFFD, and such strings of different tokens collide (as keys, and in text)."""
+    return isinstance(token, str) and bool(token) and "\ufffd" not in token
+
+
 def choices(response: Any) -> list[dict[str, Any]]:
     """The choices, sorted by ``index`` as lm-eval sorts them; [] when unreadable."""
     if not isinstance(response, dict):

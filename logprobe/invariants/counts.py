@@ -12,6 +12,7 @@ from logprobe.invariants.access import (
     completion_logprobs,
     completions_k,
     generated_count,
+    readable,
     usage,
 )
 from logprobe.invariants.core import (
@@ -72,7 +73,7 @@ def check_completions_counts(request: dict[str, Any], response: Any) -> list[Vio
             n = len(top) if isinstance(top, dict) else None
             # A dict keyed by decoded string loses entries when two tokens decode alike:
             # in practice partial UTF-8 pieces, shown as "" or U+FFFD.
-            collided = isinstance(top, dict) and any(not t or "\ufffd" in t for t in top)
+            collided = isinstance(top, dict) and not all(readable(t) for t in top)
             low = 1 if collided else max(1, k)
             if n is None or not low <= n <= k + 1:
                 found.append(Violation(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from logprobe.invariants.access import chat_content, choices, completion_logprobs, usage
+from logprobe.invariants.access import chat_content, choices, completion_logprobs, readable, usage
 from logprobe.invariants.core import (
     Level,
     Violation,
@@ -178,7 +178,7 @@ def check_choices_own_logprobs(request: dict[str, Any], response: Any) -> list[V
         if len(tokens) != len(values):
             found.append(Violation(SMP_004, "tokens and token_logprobs differ in length",
                                    location=f"choices[{i}]", expected=len(tokens), actual=len(values)))
-        if all(isinstance(t, str) and t and "\ufffd" not in t for t in tokens) \
+        if all(readable(t) for t in tokens) \
                 and isinstance(text, str) and "".join(tokens) != text \
                 and choice.get("finish_reason") == "length":
             found.append(Violation(SMP_004, "this choice's tokens do not spell its own text",

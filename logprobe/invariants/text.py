@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from logprobe.invariants.access import chat_content, choices, completion_logprobs
+from logprobe.invariants.access import chat_content, choices, completion_logprobs, readable
 from logprobe.invariants.core import Level, Violation, checks, invariant, nothing_to_judge
 
 TXT_001 = invariant(
@@ -36,7 +36,7 @@ TXT_004 = invariant(
 
 def plain_tokens(tokens: list[Any]) -> bool:
     """Plain decode: every token a non-empty string without U+FFFD (no split characters)."""
-    return all(isinstance(t, str) and t and "\ufffd" not in t for t in tokens)
+    return all(readable(t) for t in tokens)
 
 
 @checks(TXT_001, TXT_003, TXT_004, TXT_005)

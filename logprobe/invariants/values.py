@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from logprobe.invariants.access import chat_content, choices, completion_logprobs
+from logprobe.invariants.access import chat_content, choices, completion_logprobs, readable
 from logprobe.invariants.core import (
     Level,
     Violation,
@@ -140,8 +140,7 @@ def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation
                 token = tokens[p] if p < len(tokens) else None
                 # Keys are decoded strings: "" and U+FFFD pieces of different tokens collide,
                 # so the entry under such a key need not be this token's own.
-                ambiguous = not token or "\ufffd" in token
-                if token in top and not ambiguous and _finite(top[token]) \
+                if token in top and readable(token) and _finite(top[token]) \
                         and abs(top[token] - value) > EPS_SELF:
                     found.append(Violation(
                         VAL_003, f"token {token!r} has a different logprob among the alternatives",
@@ -161,9 +160,8 @@ def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation
             # vLLM sends a partial character as token "" with bytes []: such entries
             # cannot be told apart, so none of them is "the sampled token's own".
             token = entry.get("token")
-            ambiguous = not token or "\ufffd" in token
             for alt in alts:
-                same = not ambiguous and alt.get("token") == token and (
+                same = readable(token) and alt.get("token") == token and (
                     alt.get("bytes") == entry.get("bytes") or None in (alt.get("bytes"), entry.get("bytes"))
                 )
                 if same and _finite(value) and _finite(alt.get("logprob")) \
