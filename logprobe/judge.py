@@ -19,8 +19,10 @@ from logprobe.client import Exchange
 from logprobe.expectations import Expectation
 from logprobe.invariants import errors as err
 from logprobe.invariants import shape
+from logprobe.invariants.applicable import checks_for
 from logprobe.invariants.core import (
     Check,
+    ExchangeCheck,
     Invariant,
     Level,
     Verdict,
@@ -148,12 +150,13 @@ class Judge:
         return found
 
     def ok(self, exchange: Exchange, *, feature: str = "the request") -> Any:
-        """The parsed body of a response that must be a usable 200, else raise the verdict."""
+        """The parsed body of a response that must be a usable 200 (a stream's list of
+        events), else raise the verdict; None when an expectation file knows the refusal."""
         self._note([exchange], [err.ERR_004])
         verdict, message = classify(exchange)
         if verdict is Verdict.PASS:
             self.record([exchange], [], [])  # what the exchange says by itself (NaN, retries)
-            return exchange.json
+            return exchange.stream_events if exchange.stream else exchange.json
         if verdict is Verdict.ERROR and self._on_transport_error and exchange.transport_error:
             self._on_transport_error()  # raises ServerDiedError when the server is gone
         if verdict is Verdict.UNSUPPORTED:
@@ -188,10 +191,9 @@ class Judge:
         violations = fn(*args, **kwargs)
         return self.record(exchanges, invariants_of(fn), violations)
 
-    def response(
-        self, exchange: Exchange, *fns: Check | tuple[Any, ...], feature: str = "the request"
-    ) -> Any:
-        """``ok``, then every ``fn(request, body)`` (or ``(fn, *args)`` for extra arguments).
+    def response(self, exchange: Exchange, *fns: ExchangeCheck, feature: str = "the request") -> Any:
+        """``ok``, then every exchange check ``fn(request, body)`` (``core.bind`` adds what a
+        test knows beyond the exchange).
 
         All checks run before the verdict, so a report names every invariant
         the response violates, not only the first.
@@ -200,12 +202,20 @@ class Judge:
         if body is None:
             return None  # an expected refusal: nothing to judge
         found: list[Violation] = []
-        for item in fns:
-            fn, *args = item if isinstance(item, tuple) else (item,)
+        for fn in fns:
             found += self.record([exchange], invariants_of(fn),
-                                 fn(exchange.request_json, body, *args), raise_now=False)
+                                 fn(exchange.request_json, body), raise_now=False)
         self._raise_if_must(found, [exchange])  # record() has set the expected ones aside
         return body
+
+    def applicable(self, exchange: Exchange, *, feature: str = "the request") -> Any:
+        """``response`` with every registered exchange check that applies to the request."""
+        return self.response(exchange, *checks_for(exchange.path, exchange.request_json),
+                             feature=feature)
+
+    def measure(self, name: str, value: Any) -> None:
+        """Keep a measurement (plain JSON) in this test's row of run.json, for the reports."""
+        self.judgement.data[name] = value
 
     def rejection(self, exchange: Exchange, inv: Invariant) -> None:
         """An invalid request: it must get a 4xx with an OpenAI error object."""

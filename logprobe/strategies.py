@@ -140,3 +140,36 @@ def invalid_requests(model: str, logprobs_limit: int) -> st.SearchStrategy[tuple
         st.sampled_from([b'{"model": ', b"not json", b'{"prompt": "hi",}']).map(
             lambda raw: ("/completions", raw, "SHAPE-004")),
     )
+
+
+# The request shapes that reach each defect of the fault proxy's property-space faults,
+# sent on every run beside the generated ones: coverage that does not rest on which
+# examples a derandomised profile draws. (path, body, invariant of an invalid request).
+PinnedShape = tuple[str, dict[str, Any], str | None]
+
+
+def pinned_shapes(model: str, logprobs_limit: int) -> dict[str, PinnedShape]:
+    prompt = {"model": model, "prompt": "Once upon a time", "max_tokens": 4, "temperature": 0}
+    chat = {"model": model, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 4,
+            "temperature": 0}
+    k = min(3, logprobs_limit)
+    return {
+        "completions-logprobs": ("/completions", {**prompt, "logprobs": k}, None),
+        "completions-echo": ("/completions", {**prompt, "echo": True, "logprobs": 1,
+                                              "max_tokens": 1}, None),
+        "completions-stream": ("/completions", {**prompt, "logprobs": k, "stream": True}, None),
+        "chat-top-logprobs": ("/chat/completions", {**chat, "logprobs": True,
+                                                    "top_logprobs": k}, None),
+        "chat-logprobs-without-top": ("/chat/completions", {**chat, "logprobs": True}, None),
+        "chat-stream": ("/chat/completions", {**chat, "logprobs": True, "top_logprobs": k,
+                                              "stream": True}, None),
+        "invalid-top-logprobs": ("/chat/completions", {**chat, "logprobs": True,
+                                                       "top_logprobs": 21}, "ERR-001"),
+        "top-logprobs-without-logprobs": ("/chat/completions", {**chat, "top_logprobs": 2},
+                                          "ERR-002"),
+        "invalid-completions-logprobs": ("/completions", {**prompt, "logprobs":
+                                                          logprobs_limit + 1}, "ERR-003"),
+    }
+
+
+PINNED_SHAPE_NAMES = list(pinned_shapes("m", 20))

@@ -16,6 +16,7 @@ from cases import LMEVAL_BATCH, LMEVAL_CONTEXTS, SEED, completion, first_logprob
 
 from logprobe.invariants import echo, lmeval, shape
 from logprobe.invariants.access import usage
+from logprobe.invariants.core import bind
 
 CONTINUATION_TOKENS = 3
 
@@ -25,29 +26,29 @@ def test_lmeval_request_text_prompt(api, model, judge):
     body = judge.ok(exchange, feature="echo with logprobs")
     prompt_tokens = usage(body, "prompt_tokens")
     judge.response(exchange, shape.check_completions_shape,
-                   (lmeval.check_lmeval_response, [prompt_tokens] if prompt_tokens else None))
+                   bind(lmeval.check_lmeval_response, [prompt_tokens] if prompt_tokens else None))
 
 
 def test_lmeval_request_token_ids(api, model, tokenizer, judge):
     ids = tokenizer.encode("The capital of France is Paris", add_special_tokens=False)
     exchange = api.completions(lmeval.lmeval_request(model, ids))
     judge.response(exchange, shape.check_completions_shape,
-                   (lmeval.check_lmeval_response, [len(ids)]), feature="echo with logprobs")
+                   bind(lmeval.check_lmeval_response, [len(ids)]), feature="echo with logprobs")
 
 
 def test_lmeval_request_batch_text(api, model, judge, optional_tokenizer):
     exchange = api.completions(lmeval.lmeval_request(model, LMEVAL_BATCH))
     lengths = [len(optional_tokenizer.encode(p, add_special_tokens=False)) for p in LMEVAL_BATCH] \
         if optional_tokenizer else None
-    judge.response(exchange, shape.check_completions_shape, (lmeval.check_lmeval_response, lengths),
-                   (echo.check_echo, lengths), feature="a list of prompts with echo")
+    judge.response(exchange, shape.check_completions_shape, bind(lmeval.check_lmeval_response, lengths),
+                   bind(echo.check_echo, lengths), feature="a list of prompts with echo")
 
 
 def test_lmeval_request_batch_token_ids(api, model, tokenizer, judge):
     batch = [tokenizer.encode(p, add_special_tokens=False) for p in LMEVAL_BATCH]
     exchange = api.completions(lmeval.lmeval_request(model, batch))
     judge.response(exchange, shape.check_completions_shape,
-                   (lmeval.check_lmeval_response, [len(ids) for ids in batch]),
+                   bind(lmeval.check_lmeval_response, [len(ids) for ids in batch]),
                    feature="a list of token-id prompts with echo")
 
 
@@ -105,8 +106,8 @@ def _judge_echo(api, model, judge, context, continuation, teacher, greedy, ctxle
             pytest.skip("the text prompt retokenized differently at the context boundary; "
                         "pass --tokenizer to send token ids as lm-eval does")
     entries = (first_logprobs(body) or {}).get("token_logprobs") or []
-    judge.judgement.data["echo_vs_teacher"] = {
-        "teacher": list(teacher), "echo": entries[ctxlen:ctxlen + len(continuation)]}
+    judge.measure("echo_vs_teacher", {
+        "teacher": list(teacher), "echo": entries[ctxlen:ctxlen + len(continuation)]})
     judge.record([exchange, *sources], lmeval.check_continuation.invariants,
                  lmeval.check_continuation(body, ctxlen, teacher, greedy, continuation, tolerance)
                  + shape.check_completions_shape(exchange.request_json, body))

@@ -252,7 +252,7 @@ def test_stream_matches():
         "tokens": [t], "token_logprobs": [v], "top_logprobs": [top], "text_offset": [0]}}]}
         for t, v, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"], strict=True)]
     assert streaming.check_stream_matches([*events, "[DONE]"], plain) == []
-    assert "[DONE]" in streaming.check_stream_matches(events, plain)[0].message  # no [DONE]
+    assert streaming.check_stream_matches(events, plain) == []  # [DONE] is STR-002's alone
     dropped = [faults.stream_without_logprobs(COMPLETIONS, {}, e) for e in events]
     assert streaming.check_stream_matches([*dropped, "[DONE]"], plain)[0].verdict is Verdict.IGNORED
     _, _, plain2 = exchange(VLLM, "completions_logprobs5")
@@ -303,15 +303,19 @@ def test_nan_reaches_the_checks_as_non_finite():
     assert set(ex.nonstandard_constants) == {"NaN"}
 
 
+COMPLETION_REQUEST = {"model": "m", "prompt": "hi", "stream": True}
+CHAT_REQUEST = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
 def test_stream_chunks():
     _, _, plain = exchange(VLLM, "completions_logprobs5")
     chunk = {"id": "c", "object": "text_completion", "choices": [
         {"index": 0, "text": ",", "logprobs": None, "finish_reason": None}]}
-    assert streaming.check_stream_chunks(COMPLETIONS, [chunk, "[DONE]"]) == []
-    assert "STR-002" in ids(streaming.check_stream_chunks(COMPLETIONS, [chunk]))
-    assert "STR-002" in ids(streaming.check_stream_chunks(COMPLETIONS, [{"oops": 1}, "[DONE]"]))
+    assert streaming.check_stream_chunks(COMPLETION_REQUEST, [chunk, "[DONE]"]) == []
+    assert "STR-002" in ids(streaming.check_stream_chunks(COMPLETION_REQUEST, [chunk]))
+    assert "STR-002" in ids(streaming.check_stream_chunks(COMPLETION_REQUEST, [{"oops": 1}, "[DONE]"]))
     chat_chunk = {"choices": [{"index": 0, "delta": {"content": "hi"}, "logprobs": None}]}
-    assert streaming.check_stream_chunks(CHAT, [chat_chunk, "[DONE]"]) == []
+    assert streaming.check_stream_chunks(CHAT_REQUEST, [chat_chunk, "[DONE]"]) == []
     assert plain  # the recorded body is what the chunks above were cut from
 
 

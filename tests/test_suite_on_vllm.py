@@ -9,7 +9,16 @@ import pytest
 
 from conftest import KILL_MATRIX, run_suite
 from logprobe.faults import FAULTS
+from logprobe.invariants.applicable import checks_for  # noqa: F401  (loads the registry)
+from logprobe.invariants.core import REGISTRY
 from logprobe.invariants.numerics import RUN_NODEID
+from logprobe.strategies import pinned_shapes
+
+# What the property suite (generated requests and pinned shapes) judges: the registered
+# exchange checks' invariants and those of the invalid request shapes.
+PROPERTY_INVARIANTS = {i.id for r in REGISTRY.values() if r.when is not None
+                       for i in r.invariants} | \
+    {inv for _, _, inv in pinned_shapes("m", 20).values() if inv is not None}
 
 
 def test_embedded_vllm_passes_every_must(direct_run):
@@ -42,15 +51,18 @@ def test_fault_is_caught_by_its_invariants(name, served, tmp_path):
     violated = run.violated()
     finding_ids = {f["invariant"] for f in run.findings()}
     caught = set(fault.trips) <= (violated | finding_ids)
-    by_properties = sorted({i for t in run.report.get("tests", []) if "test_generated" in t["nodeid"]
-                            for i in t.get("violated", [])})
+    by_properties = sorted({i for t in run.report.get("tests", [])
+                            if "test_properties.py" in t["nodeid"] for i in t.get("violated", [])})
     KILL_MATRIX[name] = {"targets": list(fault.trips), "violated": sorted(violated),
                          "returncode": run.returncode, "fatal": fault.fatal,
                          "caught": caught and (run.returncode != 0) == fault.fatal,
                          "caught_by_properties": by_properties, "in_property_space": fault.properties}
     if fault.properties:
-        assert by_properties, f"{name} is in the property suite's request space but the " \
-            "property tests alone did not catch it"
+        targets = set(fault.trips) & PROPERTY_INVARIANTS
+        assert targets, f"{name} is declared in the property space but trips none of its invariants"
+        assert targets <= set(by_properties), (
+            f"{name}: the property tests alone should violate {sorted(targets)}; "
+            f"they violated {by_properties}")
     if fault.fatal:
         assert run.returncode == 1, run.output[-3000:]
         assert set(fault.trips) <= violated, (

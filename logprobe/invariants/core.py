@@ -93,6 +93,25 @@ class Violation:
 
 
 Check = Callable[..., list[Violation]]
+# An exchange check: (the request as sent, the parsed body, or a stream's list of events).
+ExchangeCheck = Callable[[dict[str, Any], Any], list[Violation]]
+# Whether an exchange check applies to a request sent to a path.
+When = Callable[[str, dict[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A check and what it judges. With ``when``, an exchange check: the properties, the
+    pinned request shapes and ``applicable.checks_for`` run it on every exchange whose
+    request ``when`` accepts. Without, it compares several exchanges (or a run) and the
+    tests that build those call it."""
+
+    fn: Check
+    invariants: tuple[Invariant, ...]
+    when: When | None
+
+
+REGISTRY: dict[str, Registered] = {}
 
 
 def nothing_to_judge(why: str, *invariants: Invariant) -> list[Violation]:
@@ -102,14 +121,35 @@ def nothing_to_judge(why: str, *invariants: Invariant) -> list[Violation]:
     return [Violation(inv, f"nothing to judge: {why}", verdict=Verdict.NA) for inv in invariants]
 
 
-def checks(*invariants: Invariant) -> Callable[[Check], Check]:
-    """Attach the invariants a check function judges, for reports and coverage."""
+def checks(*invariants: Invariant, when: When | None = None) -> Callable[[Check], Check]:
+    """Register a check with the invariants it judges (and, for an exchange check, the
+    requests it applies to). Declaring an invariant and registering its check in one
+    module of ``logprobe/invariants/`` is all it takes for the suites, the properties,
+    the coverage test and the report to pick it up."""
 
     def mark(fn: Check) -> Check:
         fn.invariants = tuple(invariants)  # type: ignore[attr-defined]
+        REGISTRY[f"{fn.__module__}.{fn.__qualname__}"] = Registered(fn, tuple(invariants), when)
         return fn
 
     return mark
+
+
+def exchange_checks(path: str, request: dict[str, Any]) -> list[ExchangeCheck]:
+    """Every registered exchange check that applies to ``request`` sent to ``path``."""
+    return [r.fn for r in REGISTRY.values() if r.when is not None and r.when(path, request)]
+
+
+def bind(fn: Check, *args: Any) -> ExchangeCheck:
+    """``fn`` as an exchange check, with what the test knows beyond the exchange (prompt
+    token counts from a tokenizer) passed after (request, body)."""
+
+    def bound(request: dict[str, Any], body: Any) -> list[Violation]:
+        return fn(request, body, *args)
+
+    bound.invariants = invariants_of(fn)  # type: ignore[attr-defined]
+    bound.__name__ = getattr(fn, "__name__", "check")
+    return bound
 
 
 def invariants_of(fn: Check) -> tuple[Invariant, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from logprobe.invariants import asked
 from logprobe.invariants.access import (
     asks_chat_logprobs,
     chat_content,
@@ -52,7 +53,7 @@ CNT_005 = invariant(
 )
 
 
-@checks(CNT_001, CNT_005)
+@checks(CNT_001, CNT_005, when=asked.completions_logprobs)
 def check_completions_counts(request: dict[str, Any], response: Any) -> list[Violation]:
     k = completions_k(request)
     if k is None:
@@ -96,7 +97,7 @@ def check_completions_counts(request: dict[str, Any], response: Any) -> list[Vio
     return found
 
 
-@checks(CNT_002, CNT_003)
+@checks(CNT_002, CNT_003, when=asked.chat_logprobs)
 def check_chat_counts(request: dict[str, Any], response: Any) -> list[Violation]:
     if not asks_chat_logprobs(request):
         return nothing_to_judge("the request asks for no chat logprobs", CNT_002, CNT_003)
@@ -135,7 +136,7 @@ def check_chat_counts(request: dict[str, Any], response: Any) -> list[Violation]
     return found
 
 
-@checks(CNT_004)
+@checks(CNT_004, when=asked.logprobs)
 def check_entries_match_usage(request: dict[str, Any], response: Any) -> list[Violation]:
     completion_tokens = usage(response, "completion_tokens")
     prompt_tokens = usage(response, "prompt_tokens")

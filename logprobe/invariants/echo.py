@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from logprobe.invariants import asked
 from logprobe.invariants.access import choices, completion_logprobs, usage
 from logprobe.invariants.core import (
     Level,
@@ -39,20 +40,28 @@ ECHO_004 = invariant(
 )
 
 
+def _token_ids(prompt: Any) -> bool:
+    return isinstance(prompt, list) and bool(prompt) and all(
+        isinstance(t, int) and not isinstance(t, bool) for t in prompt)
+
+
 def _echo_dropped(choice: dict[str, Any]) -> Violation:
     return Violation(ECHO_001, "echo was asked but no logprobs came back",
                      location=f"choices[{choice.get('index')}].logprobs", verdict=Verdict.IGNORED)
 
 
-@checks(ECHO_001, ECHO_002)
+@checks(ECHO_001, ECHO_002, when=asked.echo)
 def check_echo(
     request: dict[str, Any], response: Any, prompt_lengths: list[int] | None = None
 ) -> list[Violation]:
-    """``prompt_lengths``: tokens per prompt when known (token-id prompts or a tokenizer)."""
+    """``prompt_lengths``: tokens per prompt when known from a tokenizer; token-id prompts
+    give their own."""
     found = []
     prompt = request.get("prompt")
     prompts = prompt if isinstance(prompt, list) and prompt and isinstance(prompt[0], str | list) \
         else [prompt]
+    if prompt_lengths is None and all(_token_ids(p) for p in prompts):
+        prompt_lengths = [len(p) for p in prompts]
     cs = choices(response)
     if prompt_lengths is None and len(prompts) == 1 and usage(response, "prompt_tokens"):
         prompt_lengths = [usage(response, "prompt_tokens")]  # type: ignore[list-item]

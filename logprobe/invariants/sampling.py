@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from logprobe.invariants import asked
 from logprobe.invariants.access import chat_content, choices, completion_logprobs, readable, usage
 from logprobe.invariants.core import (
     Level,
@@ -51,7 +52,7 @@ def _generated_positions(request: dict[str, Any], response: Any, logprobs: dict[
     return range(total)
 
 
-@checks(SMP_001)
+@checks(SMP_001, when=asked.logprobs)
 def check_greedy_argmax(request: dict[str, Any], response: Any) -> list[Violation]:
     if request.get("temperature") != 0:
         return nothing_to_judge("not a temperature-0 request", SMP_001)
@@ -159,7 +160,7 @@ def _first_alternatives(response: Any) -> dict[str, float]:
     return {}
 
 
-@checks(SMP_004)
+@checks(SMP_004, when=asked.several_choices)
 def check_choices_own_logprobs(request: dict[str, Any], response: Any) -> list[Violation]:
     found = []
     cs = choices(response)

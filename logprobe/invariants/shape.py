@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from logprobe import schemas
+from logprobe.invariants import asked
 from logprobe.invariants.access import asks_chat_logprobs, choices, completions_k
 from logprobe.invariants.core import Level, Verdict, Violation, checks, invariant
 
@@ -53,7 +54,7 @@ def _schema_violations(inv, name: str, document: Any, verdict=Verdict.FAIL) -> l
     ]
 
 
-@checks(SHAPE_001)
+@checks(SHAPE_001, when=asked.no_logprobs)
 def check_no_logprobs_unasked(request: dict[str, Any], response: Any) -> list[Violation]:
     found = []
     for choice in choices(response):
@@ -66,7 +67,7 @@ def check_no_logprobs_unasked(request: dict[str, Any], response: Any) -> list[Vi
     return found
 
 
-@checks(SHAPE_002, SHAPE_005)
+@checks(SHAPE_002, SHAPE_005, when=asked.completions_body)
 def check_completions_shape(request: dict[str, Any], response: Any) -> list[Violation]:
     found = _schema_violations(SHAPE_002, "completion.response", response)
     found += _schema_violations(SHAPE_005, "completion.response.strict", response)
@@ -110,7 +111,7 @@ def check_completions_shape(request: dict[str, Any], response: Any) -> list[Viol
     return found
 
 
-@checks(SHAPE_003, SHAPE_005)
+@checks(SHAPE_003, SHAPE_005, when=asked.chat_body)
 def check_chat_shape(request: dict[str, Any], response: Any) -> list[Violation]:
     found = _schema_violations(SHAPE_003, "chat.response", response)
     found += _schema_violations(SHAPE_005, "chat.response.strict", response)

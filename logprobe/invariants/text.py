@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from logprobe.invariants import asked
 from logprobe.invariants.access import chat_content, choices, completion_logprobs, readable
 from logprobe.invariants.core import Level, Violation, checks, invariant, nothing_to_judge
 
@@ -39,7 +40,7 @@ def plain_tokens(tokens: list[Any]) -> bool:
     return all(readable(t) for t in tokens)
 
 
-@checks(TXT_001, TXT_003, TXT_004, TXT_005)
+@checks(TXT_001, TXT_003, TXT_004, TXT_005, when=asked.completions_logprobs)
 def check_completions_text(request: dict[str, Any], response: Any) -> list[Violation]:
     found: list[Violation] = []
     judged: set[str] = set()
@@ -105,7 +106,7 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
                                            if inv.id not in judged))
 
 
-@checks(TXT_002)
+@checks(TXT_002, when=asked.chat_logprobs)
 def check_chat_bytes(request: dict[str, Any], response: Any) -> list[Violation]:
     found: list[Violation] = []
     judged = 0

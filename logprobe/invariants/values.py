@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from logprobe.invariants import asked
 from logprobe.invariants.access import chat_content, choices, completion_logprobs, readable
 from logprobe.invariants.core import (
     Level,
@@ -91,7 +92,7 @@ def iter_values(request: dict[str, Any], response: Any) -> Iterator[tuple[str, A
                     yield where, alt.get("logprob"), False
 
 
-@checks(VAL_001, VAL_002)
+@checks(VAL_001, VAL_002, when=asked.logprobs)
 def check_logprob_values(request: dict[str, Any], response: Any) -> list[Violation]:
     found = []
     seen = 0
@@ -122,7 +123,7 @@ def _finite(value: Any) -> bool:
     return is_number(value) and math.isfinite(value)
 
 
-@checks(VAL_003, VAL_004, VAL_005, VAL_006)
+@checks(VAL_003, VAL_004, VAL_005, VAL_006, when=asked.logprobs)
 def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation]:
     found: list[Violation] = []
     completion_rows = chat_rows = 0

@@ -1,0 +1,56 @@
+"""What a request asked for: the ``when`` predicates of exchange checks.
+
+Each takes the path a request was sent to and the request as sent, and says
+whether a check applies to its response. Kept apart from the checks so that
+every module speaks of requests in the same words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def chat(path: str, request: dict[str, Any]) -> bool:
+    return path.rstrip("/").endswith("/chat/completions")
+
+
+def completions(path: str, request: dict[str, Any]) -> bool:
+    return path.rstrip("/").endswith("/completions") and not chat(path, request)
+
+
+def streamed(path: str, request: dict[str, Any]) -> bool:
+    return bool(request.get("stream")) and (chat(path, request) or completions(path, request))
+
+
+def chat_body(path: str, request: dict[str, Any]) -> bool:
+    return chat(path, request) and not request.get("stream")
+
+
+def completions_body(path: str, request: dict[str, Any]) -> bool:
+    return completions(path, request) and not request.get("stream")
+
+
+def chat_logprobs(path: str, request: dict[str, Any]) -> bool:
+    return chat_body(path, request) and request.get("logprobs") is True
+
+
+def completions_logprobs(path: str, request: dict[str, Any]) -> bool:
+    return completions_body(path, request) and request.get("logprobs") is not None
+
+
+def logprobs(path: str, request: dict[str, Any]) -> bool:
+    return chat_logprobs(path, request) or completions_logprobs(path, request)
+
+
+def no_logprobs(path: str, request: dict[str, Any]) -> bool:
+    return (chat_body(path, request) and request.get("logprobs") is not True) or \
+        (completions_body(path, request) and request.get("logprobs") is None)
+
+
+def echo(path: str, request: dict[str, Any]) -> bool:
+    return completions_logprobs(path, request) and bool(request.get("echo"))
+
+
+def several_choices(path: str, request: dict[str, Any]) -> bool:
+    n = request.get("n")
+    return completions_logprobs(path, request) and isinstance(n, int) and n > 1
