@@ -23,7 +23,7 @@ from logprobe.backend import Backend, BackendOptions, open_backend
 from logprobe.client import RecordingClient
 from logprobe.endpoint import EXIT_ENDPOINT_UNUSABLE, EXIT_SERVER_START_FAILED, EndpointUnusable
 from logprobe.expectations import Expectation, ExpectationSet
-from logprobe.invariants.core import Level, Verdict, Violation
+from logprobe.invariants.core import Level, Outcome, Verdict, Violation
 from logprobe.judge import ConformanceFailure, HarnessError, Judge, Judgement
 from logprobe.launch.process import ServerStartError
 from logprobe.report.run import RunReport, TestRow
@@ -506,10 +506,10 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     elif report.passed:
         verdict, message = Verdict.PASS, ""
     elif report.skipped:
-        verdict = Verdict.XFAIL if hasattr(report, "wasxfail") else Verdict.SKIP
+        verdict = Outcome.XFAIL if hasattr(report, "wasxfail") else Outcome.SKIP
         message = str(getattr(report, "wasxfail", "") or (exc or ""))
     elif exc is None and str(report.longrepr).startswith("[XPASS(strict)]"):
-        verdict, message = Verdict.XPASS, f"{report.longrepr}: the expectation is stale"
+        verdict, message = Outcome.XPASS, f"{report.longrepr}: the expectation is stale"
     elif isinstance(exc, HarnessError):
         verdict, message = Verdict.ERROR, f"harness error (not the server's): {exc}"
     elif failure is not None:

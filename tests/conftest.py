@@ -64,7 +64,7 @@ class SuiteRun:
 
 
 def run_suite(served: Served, report_dir: Path, *args: str, timeout: float = 600,
-              tests: Path = ROOT / "suites") -> SuiteRun:
+              tests: Path = ROOT / "suites", env: dict[str, str] | None = None) -> SuiteRun:
     """Run the conformance suite (or other conformance ``tests``) in a subprocess, as a user
     would, and read its run.json."""
     command = [sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:randomly",
@@ -74,7 +74,7 @@ def run_suite(served: Served, report_dir: Path, *args: str, timeout: float = 600
     if served.expectations:
         command.append(f"--expectations={served.expectations}")
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+                          check=False, env={**os.environ, **(env or {})})
     path = report_dir / "run.json"
     report = json.loads(path.read_text()) if path.exists() else {}
     return SuiteRun(done.returncode, done.stdout + done.stderr, report)

@@ -6,14 +6,17 @@ recorded vLLM response broken by the same fault transform the proxy applies.
 
 from __future__ import annotations
 
+import inspect
 import math
+from pathlib import Path
 
 import pytest
 from recorded import LLAMA_CPP, TRANSFORMERS, VLLM, exchange
 
 from logprobe import faults
 from logprobe.invariants import counts, echo, lmeval, sampling, shape, streaming, text, values
-from logprobe.invariants.core import CATALOGUE, Level, Verdict
+from logprobe.invariants.applicable import checks_for  # noqa: F401  (loads the registry)
+from logprobe.invariants.core import CATALOGUE, REGISTRY, Level, Verdict
 
 COMPLETIONS = "/v1/completions"
 CHAT = "/v1/chat/completions"
@@ -122,18 +125,27 @@ def test_check_passes_good_and_fails_bad(check, good, bad, inv):
     assert inv in ids(check(bad_request, bad_response, *extra)), "the bad response must fail"
 
 
-def test_every_must_and_should_invariant_is_unit_tested_or_needs_a_server():
-    tested = {c[3] for c in CASES}
-    # These compare several exchanges or statuses and are unit-tested below.
-    tested |= {"LMEVAL-002", "LMEVAL-003", "ECHO-003", "ECHO-004", "SMP-002", "SMP-004",
-               "STR-001", "STR-002", "SHAPE-004", "SHAPE-001", "ERR-005", "VAL-003", "VAL-004"}
-    tested |= {"NUM-001"}  # pooled over a run: tests/test_tolerance.py
-    # Judged by the judge's transport classification and the ERR suite (tests of the suite).
-    served = {"ERR-001", "ERR-002", "ERR-003", "ERR-004"}
-    # lm-eval itself against the server: tests/test_e2e_on_vllm.py
-    served |= {"LMEVAL-004", "LMEVAL-005", "LMEVAL-008"}
-    untested = {i for i, inv in CATALOGUE.items() if inv.level is Level.MUST} - tested - served
+# MUST invariants no registered check judges: the judge's transport classification and the
+# ERR suite judge these (tests of the suite: tests/test_suite_on_vllm.py), or lm-eval itself
+# against the server does (tests/test_e2e_on_vllm.py).
+JUDGED_BY_A_SERVER = {"ERR-001", "ERR-002", "ERR-003", "ERR-004", "LMEVAL-004", "LMEVAL-005",
+                      "LMEVAL-008"}
+
+
+def test_every_must_invariant_is_unit_tested_or_needs_a_server():
+    """Derived from the registry: every MUST a registered check judges has a recorded
+    good/bad pair in CASES or is asserted by id in a unit test (here or of the tolerances);
+    a MUST no check judges is one a server is needed for."""
+    here = Path(__file__)
+    this = inspect.getsource(test_every_must_invariant_is_unit_tested_or_needs_a_server)
+    unit_tests = here.read_text().replace(this, "") + (here.parent / "test_tolerance.py").read_text()
+    musts = {i for i, inv in CATALOGUE.items() if inv.level is Level.MUST}
+    by_checks = {i.id for r in REGISTRY.values() for i in r.invariants}
+    untested = {i for i in musts & by_checks
+                if i not in {c[3] for c in CASES} and f'"{i}"' not in unit_tests}
     assert not untested, f"MUST invariants without a unit test: {sorted(untested)}"
+    unchecked = musts - by_checks - JUDGED_BY_A_SERVER
+    assert not unchecked, f"MUST invariants that no registered check judges: {sorted(unchecked)}"
 
 
 def test_null_logprobs_is_ignored_and_predicts_the_typeerror():
@@ -412,3 +424,11 @@ def test_a_refused_legal_request_is_recorded_not_failed():
     [finding] = judge.judgement.findings
     assert finding.id == "ERR-007" and finding.actual.startswith("curl ")
     assert judge.refused(_answered(500, {"error": {"message": "boom"}})) is False
+
+
+def test_still_serving_after_invalid_input():
+    from logprobe.invariants import errors
+
+    assert errors.check_still_serving(200) == []
+    assert ids(errors.check_still_serving(500)) == {"ERR-005"}
+    assert ids(errors.check_still_serving(None)) == {"ERR-005"}  # nothing answered at all

@@ -22,25 +22,45 @@ class Level(StrEnum):
 
 
 class Verdict(StrEnum):
+    """What the server did, as the checks judged it."""
+
     PASS = "PASS"
     FAIL = "FAIL"
     UNSUPPORTED = "UNSUPPORTED"  # a clean 4xx with an OpenAI error object
     IGNORED = "IGNORED"  # a 200 that silently dropped what was asked
     ERROR = "ERROR"  # 5xx, timeout, broken JSON, transport failure
     NA = "N/A"  # the check had nothing to judge: never a pass
+
+
+class Outcome(StrEnum):
+    """What pytest made of a test when no verdict on the server was reached."""
+
     SKIP = "SKIP"
     XFAIL = "XFAIL"  # failed as an expectations file said it would
     XPASS = "XPASS"  # passed although an expectation said it would not
+
+
+class Mark(StrEnum):
+    """What a matrix cell shows besides a verdict: a finding's level, a known deviation,
+    or that no test of the run reached the invariant."""
+
+    EXPECTED = "EXPECTED"
+    SHOULD = "SHOULD"
+    INFO = "INFO"
+    NOT_REACHED = "NOT_REACHED"
 
 
 # The one severity order (worst first) of every status a test row or a matrix cell can
 # carry: the judge picks a test's verdict by it, the matrix a cell's, the diff a change's.
 # A broken transport leads (nothing behind it could be judged), then a dropped feature,
 # a refusal, wrong values; then what is not fatal; then what judged nothing.
-SEVERITY = ["ERROR", "IGNORED", "UNSUPPORTED", "FAIL", "XPASS", "EXPECTED", "SHOULD", "INFO",
-            "PASS", "N/A", "SKIP", "NOT_REACHED"]
-FAILING = frozenset({"ERROR", "IGNORED", "UNSUPPORTED", "FAIL", "XPASS"})
-GOOD = frozenset({"PASS", "EXPECTED", "SHOULD", "INFO", "XFAIL"})
+SEVERITY: list[str] = [
+    Verdict.ERROR, Verdict.IGNORED, Verdict.UNSUPPORTED, Verdict.FAIL, Outcome.XPASS,
+    Mark.EXPECTED, Mark.SHOULD, Mark.INFO, Verdict.PASS, Verdict.NA, Outcome.SKIP,
+    Mark.NOT_REACHED]
+FAILING = frozenset({Verdict.ERROR, Verdict.IGNORED, Verdict.UNSUPPORTED, Verdict.FAIL,
+                     Outcome.XPASS})
+GOOD = frozenset({Verdict.PASS, Mark.EXPECTED, Mark.SHOULD, Mark.INFO, Outcome.XFAIL})
 
 
 def worst(statuses: list[str]) -> str:

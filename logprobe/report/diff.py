@@ -75,7 +75,7 @@ def _classify(out: RunDiff, change: Change) -> None:
 
 
 def diff_runs(old: dict[str, Any], new: dict[str, Any]) -> RunDiff:
-    levels = invariant_levels()
+    levels = invariant_levels([old, new])
     out = RunDiff()
     old_col, new_col = column(old), column(new)
     for inv in sorted(set(old_col.cells) | set(new_col.cells)):

@@ -184,8 +184,8 @@ def render(runs: list[dict[str, Any]], names: list[str] | None = None,
            title: str = "logprobe: logprobs conformance by backend") -> str:
     columns = [column(run, names[i] if names and i < len(names) else None)
                for i, run in enumerate(runs)]
-    invariants = catalogue()
-    levels = invariant_levels()
+    invariants = catalogue(runs)
+    levels = invariant_levels(runs)
     suite = (runs[0].get("suite") or {}) if runs else {}
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -207,7 +207,7 @@ def render(runs: list[dict[str, Any]], names: list[str] | None = None,
 
 def markdown_table(runs: list[dict[str, Any]]) -> str:
     """The README's compatibility table: one row per backend, its score and failing MUSTs."""
-    levels = invariant_levels()
+    levels = invariant_levels(runs)
     lines = ["| backend | server version | judged MUST invariants holding | failing MUST "
              "invariants | tests |", "|---|---|---|---|---|"]
     for run in runs:

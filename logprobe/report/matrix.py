@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,27 @@ def column(run: dict[str, Any], name: str | None = None) -> Column:
     return col
 
 
-def invariant_levels() -> dict[str, str]:
+def invariant_levels(runs: Sequence[dict[str, Any]] = ()) -> dict[str, str]:
     """Every declared invariant's level, by id."""
-    return {i: inv.level.value for i, inv in catalogue().items()}
+    return {i: inv.level.value for i, inv in catalogue(runs).items()}
 
 
-def catalogue() -> dict[str, Any]:
+def catalogue(runs: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """This installation's invariants, and those the runs declared that it does not know
+    (a plugin's, another version's): a report reads run.json alone."""
+    from logprobe.invariants.core import Invariant, Level
+
+    known = declared()
+    for run in runs:
+        for i, decl in (run.get("invariants") or {}).items():
+            if i not in known and isinstance(decl, dict) and decl.get("level") in Level.__members__:
+                known[i] = Invariant(i, Level(decl["level"]), str(decl.get("statement", "")),
+                                     str(decl.get("source", "")))
+    return known
+
+
+def declared() -> dict[str, Any]:
+    """Every invariant declared in this process: the package's and any a plugin added."""
     import logprobe.invariants as package
     from logprobe.invariants.core import CATALOGUE
 

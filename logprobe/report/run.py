@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from logprobe import __version__
+from logprobe.report.matrix import declared
 
 REPORT_FORMAT = 1
 
@@ -72,6 +73,8 @@ class RunReport:
             "interrupted": self.interrupted,
             "summary": self.summary(),
             "traffic": self.traffic,
+            "invariants": {i: {"level": inv.level.value, "statement": inv.statement,
+                               "source": inv.source} for i, inv in sorted(declared().items())},
             "tests": [row.__dict__ for row in self.tests],
         }
 

@@ -1,0 +1,52 @@
+"""Adding an invariant is a one-file change.
+
+A throwaway invariant, declared and registered in a module of its own outside the
+package (loaded as a pytest plugin, touching no file of logprobe), is applied by the
+suite's pinned request shapes and the generated properties to exactly the requests its
+``when`` names, fails the run as a MUST, and reaches run.json and the HTML report, which
+a process that never loaded the plugin renders from run.json alone.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import run_suite
+
+THROWAWAY = '''
+from logprobe.invariants import asked
+from logprobe.invariants.core import Level, Violation, checks, invariant
+
+ZZZ_001 = invariant("ZZZ-001", Level.MUST, "throwaway: no completions response with logprobs",
+                    "tests/test_registry.py")
+
+
+@checks(ZZZ_001, when=asked.completions_logprobs)
+def check_throwaway(request, body):
+    return [Violation(ZZZ_001, "the throwaway invariant judged this response")]
+'''
+
+
+def test_a_throwaway_invariant_reaches_suite_properties_and_report(served, tmp_path):
+    (tmp_path / "throwaway_invariant.py").write_text(THROWAWAY)
+    run = run_suite(served, tmp_path / "run", "-p", "throwaway_invariant", "-k",
+                    "pinned_request_shape or generated_completions",
+                    env={"PYTHONPATH": str(tmp_path)})
+    assert run.returncode == 1, run.output[-3000:]
+    violated = {row["nodeid"].split("::")[-1]: set(row["violated"]) for row in run.report["tests"]}
+    assert "ZZZ-001" in violated["test_pinned_request_shape[completions-logprobs]"]
+    assert "ZZZ-001" in violated["test_pinned_request_shape[completions-echo]"]
+    assert "ZZZ-001" in violated["test_generated_completions"]
+    # ``when`` is honoured: chat and streams are not completions bodies with logprobs
+    assert not violated["test_pinned_request_shape[chat-top-logprobs]"]
+    assert not violated["test_pinned_request_shape[completions-stream]"]
+    assert run.report["invariants"]["ZZZ-001"]["level"] == "MUST"
+
+    page = tmp_path / "matrix.html"
+    done = subprocess.run([sys.executable, "-m", "logprobe.cli", "report",
+                           str(tmp_path / "run" / "run.json"), "-o", str(page)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    assert "ZZZ-001" in html and "throwaway: no completions response with logprobs" in html
