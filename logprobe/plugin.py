@@ -27,6 +27,7 @@ from logprobe.invariants.core import Level, Outcome, Verdict, Violation
 from logprobe.judge import ConformanceFailure, HarnessError, Judge, Judgement
 from logprobe.launch.process import ServerStartError
 from logprobe.report.run import RunReport, TestRow
+from logprobe.rootdir import pytest_load_initial_conftests  # noqa: F401  (a hook)
 from logprobe.shared import SharedExchanges
 from logprobe.tolerance import DEFAULT as DEFAULT_TOLERANCE
 from logprobe.tolerance import Tolerance
