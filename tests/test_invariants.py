@@ -432,3 +432,21 @@ def test_still_serving_after_invalid_input():
     assert errors.check_still_serving(200) == []
     assert ids(errors.check_still_serving(500)) == {"ERR-005"}
     assert ids(errors.check_still_serving(None)) == {"ERR-005"}  # nothing answered at all
+
+
+def _chat_pieces(content: str, pieces: list[list[int]]) -> dict:
+    return {"choices": [{"index": 0, "finish_reason": "length", "message": {"content": content},
+                         "logprobs": {"content": [{"token": "x", "logprob": -1.0, "bytes": b,
+                                                   "top_logprobs": []} for b in pieces]}}]}
+
+
+def test_chat_bytes_of_a_sampled_sequence_that_is_not_utf8():
+    """Sampling may emit bytes that never complete a character: the content shows U+FFFD
+    and a correct server's bytes do not decode. vLLM 0.32.0 sends [] for such pieces (and
+    for every piece before a character's last, which is harmless): seen by the properties."""
+    request = {"messages": [], "logprobs": True}
+    assert text.check_chat_bytes(request, _chat_pieces("a\ufffdb", [[97], [0xE4], [98]])) == []
+    assert text.check_chat_bytes(request, _chat_pieces("你", [[], [228, 189, 160]])) == []
+    missing = text.check_chat_bytes(request, _chat_pieces("a\ufffdb", [[97], [], [98]]))
+    assert ids(missing) == {"TXT-002"} and "do not carry" in missing[0].message
+    assert ids(text.check_chat_bytes(request, _chat_pieces("ab", [[97], [0xE4], [98]]))) == {"TXT-002"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from logprobe.invariants import asked
@@ -106,6 +107,11 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
                                            if inv.id not in judged))
 
 
+def _lossy(text: str) -> str:
+    """Text with each run of U+FFFD as one: decoders replace invalid bytes differently."""
+    return re.sub("\ufffd+", "\ufffd", text)
+
+
 @checks(TXT_002, when=asked.chat_logprobs)
 def check_chat_bytes(request: dict[str, Any], response: Any) -> list[Violation]:
     found: list[Violation] = []
@@ -123,13 +129,23 @@ def check_chat_bytes(request: dict[str, Any], response: Any) -> list[Violation]:
             found.append(Violation(TXT_002, "bytes missing or null", location=where))
             continue
         try:
-            decoded = bytes(b for piece in pieces for b in piece).decode("utf-8")
+            raw = bytes(b for piece in pieces for b in piece)
         except (ValueError, TypeError) as exc:
-            found.append(Violation(TXT_002, f"bytes do not decode as UTF-8: {exc}", location=where))
+            found.append(Violation(TXT_002, f"bytes are not byte values: {exc}", location=where))
             continue
-        if choice.get("finish_reason") == "length" and decoded != text:
-            found.append(Violation(TXT_002, "bytes decode to other text than the content",
-                                   location=where, expected=text, actual=decoded))
+        try:
+            decoded = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if "\ufffd" not in text:  # a sampled byte sequence that is not UTF-8 shows as U+FFFD
+                found.append(Violation(TXT_002, f"bytes do not decode as UTF-8: {exc}",
+                                       location=where))
+                continue
+            decoded = raw.decode("utf-8", errors="replace")
+        if choice.get("finish_reason") == "length" and _lossy(decoded) != _lossy(text):
+            why = ("the content has replacement characters (bytes that are not UTF-8) that the "
+                   "bytes do not carry" if "\ufffd" in text and "\ufffd" not in decoded
+                   else "bytes decode to other text than the content")
+            found.append(Violation(TXT_002, why, location=where, expected=text, actual=decoded))
     if not judged:
         return nothing_to_judge("no chat logprobs content with message text", TXT_002)
     return found
