@@ -54,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
                             help="replace the table between <!-- faults:begin --> and "
                             "<!-- faults:end --> in FILE (the README)")
 
+    invariants_cmd = sub.add_parser("invariants", help="every invariant, its level, statement, "
+                                    "checks and source, as Markdown")
+    invariants_cmd.add_argument("--markdown-into", default=None, metavar="FILE",
+                                help="replace the text between <!-- invariants:begin --> and "
+                                "<!-- invariants:end --> in FILE (docs/invariants.md)")
+
     report = sub.add_parser("report", help="the backend x invariant matrix of run.json files, as "
                             "one self-contained HTML page (or a Markdown table)")
     report.add_argument("runs", nargs="+", help="run.json files, one per backend")
@@ -65,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--markdown-into", default=None, metavar="FILE",
                         help="replace the table between <!-- compat:begin --> and "
                         "<!-- compat:end --> in FILE (the README)")
+
+    doctor = sub.add_parser("doctor", help="what the suite learns about a server, on one screen, "
+                            "before any test (paste it into an issue)")
+    doctor.add_argument("--endpoint", required=True, help="base URL of the server")
+    doctor.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY; never printed")
+    doctor.add_argument("--model", default=None, help="default: the first of GET /v1/models")
+    doctor.add_argument("--tokenizer", default=None, help="the served model's tokenizer")
+    doctor.add_argument("--expectations", default=None, help="a file, or none")
 
     diff = sub.add_parser("diff", help="regressions, fixes, new and removed checks between two "
                           "runs; exit 1 if a MUST regressed")
@@ -85,6 +99,17 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
         run_proxy(args.upstream, args.port, faults, record=Path(args.record) if args.record else None)
+        return 0
+    if args.command == "doctor":
+        return _doctor(args)
+    if args.command == "invariants":
+        from logprobe.report.invariants_doc import markdown
+
+        if args.markdown_into:
+            _replace_between(Path(args.markdown_into), markdown(), "invariants")
+            print(f"logprobe: invariants written into {args.markdown_into}")
+        else:
+            print(markdown(), end="")
         return 0
     if args.command == "faults" and args.markdown_into:
         from logprobe.faults import markdown_table
@@ -182,6 +207,20 @@ def _replace_between(path: Path, table: str, name: str = "compat") -> None:
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     path.write_text(f"{head}{begin}\n{table}\n{end}{tail}", encoding="utf-8")
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from logprobe.doctor import diagnose
+    from logprobe.endpoint import EXIT_ENDPOINT_UNUSABLE, EndpointUnusable
+
+    try:
+        diagnosis = diagnose(args.endpoint, args.api_key or os.environ.get("OPENAI_API_KEY"),
+                             args.model, args.tokenizer, args.expectations)
+    except EndpointUnusable as exc:
+        print(f"logprobe doctor: {exc}", file=sys.stderr)
+        return EXIT_ENDPOINT_UNUSABLE
+    print(diagnosis.render())
+    return 0
 
 
 def _diff(args: argparse.Namespace) -> int:

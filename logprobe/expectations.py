@@ -142,6 +142,16 @@ def load(path: Path) -> list[Expectation]:
     return entries
 
 
+def for_family(family: str | None, identified_by: str | None) -> ExpectationSet:
+    """The expectation file of the framework a server named itself as, or none, with why."""
+    path = default_file(family) if family else None
+    if path is None:
+        why = (f"the server named itself {family!r}, which has no expectation file" if family
+               else "the server did not name its framework")
+        return ExpectationSet([], None, why)
+    return ExpectationSet(load(path), str(path), f"{family}: {identified_by}")
+
+
 def default_file(backend: str) -> Path | None:
     """fixtures/expectations/<backend>.yaml, when the suite boots that backend itself."""
     return data_dir("fixtures", "expectations", f"{backend}.yaml")

@@ -178,15 +178,7 @@ def expectations_of(config: pytest.Config, backend: Backend) -> ExpectationSet:
     chosen = config.stash.get(EXPECTATIONS_KEY, None)
     if chosen is not None:
         return chosen
-    family = backend.identity.family
-    path = expectations.default_file(family) if family else None
-    if path is None:
-        why = (f"the server named itself {family!r}, which has no expectation file" if family
-               else "the server did not name its framework")
-        chosen = ExpectationSet([], None, why)
-    else:
-        chosen = ExpectationSet(expectations.load(path), str(path),
-                                f"{family}: {backend.identity.identified_by}")
+    chosen = expectations.for_family(backend.identity.family, backend.identity.identified_by)
     config.stash[EXPECTATIONS_KEY] = chosen
     return chosen
 
