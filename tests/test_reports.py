@@ -209,14 +209,23 @@ def test_html_matrix_renders_in_chromium(chromium, tmp_path):
 
 
 def test_the_readme_tables_are_generated_not_copied():
-    """The fault table comes from FAULTS and the compatibility table from the baselines:
-    `logprobe faults --markdown-into README.md`, `./dev baselines`."""
+    """The fault table (docs/faults.md) comes from FAULTS and the README's compatibility
+    table from the baselines: `logprobe faults --markdown-into docs/faults.md`,
+    `./dev baselines`."""
     from logprobe.faults import markdown_table as fault_table
     from logprobe.report.html import markdown_table
 
     readme = (ROOT / "README.md").read_text()
-    assert fault_table() in readme
+    assert fault_table() in (ROOT / "docs" / "faults.md").read_text()
     assert markdown_table([_baseline(name) for name in BACKENDS]) in readme
+
+
+def test_the_invariant_catalogue_in_docs_is_generated_from_the_registry():
+    """docs/invariants.md: `logprobe invariants --markdown-into docs/invariants.md`."""
+    from logprobe.report.invariants_doc import markdown
+
+    text = (ROOT / "docs" / "invariants.md").read_text()
+    assert f"<!-- invariants:begin -->\n{markdown()}\n<!-- invariants:end -->" in text
 
 
 def test_gpu_numerics_baseline_fails_nothing_the_plain_server_does_not():
