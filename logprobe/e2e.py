@@ -34,6 +34,7 @@ from logprobe.invariants.lmeval import (  # noqa: F401  (the e2e suite reads the
     LMEVAL_008,
 )
 from logprobe.mmlu import LETTERS, TaskSet
+from logprobe.progress import Progress, watching
 from logprobe.tolerance import DEFAULT, Tolerance
 
 
@@ -104,14 +105,24 @@ def run_lmeval(
         model_args.update(tokenizer=tokenizer, tokenizer_backend="huggingface")
     if chat:
         model_args["tokenizer_backend"] = None
+    offline = taskset is not None
+    total = None if taskset is None else sum(
+        1 if chat else len(doc.get("choices") or [None]) for docs in taskset.docs.values()
+        for doc in docs)
+    progress = Progress("e2e: lm-eval requests answered", total)
+
+    def answered() -> int:
+        return record.read_bytes().count(b"\n") if record is not None and record.exists() else 0
+
     started = time.monotonic()
     results, error, trace = None, None, ""
     key_before = os.environ.get("OPENAI_API_KEY")
     if api_key:
         os.environ["OPENAI_API_KEY"] = api_key  # lm-eval reads the key from here
     try:
-        offline = taskset is not None
-        with offline_datasets() if offline else nullcontext():
+        # progress is counted in the recording, when there is one
+        watch = watching(answered, progress) if record is not None else nullcontext()
+        with offline_datasets() if offline else nullcontext(), watch:
             results = lm_eval.simple_evaluate(
                 model="local-chat-completions" if chat else "local-completions",
                 model_args=model_args,

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logprobe.client import Exchange
@@ -31,6 +31,7 @@ from logprobe.invariants import errors
 from logprobe.invariants.core import CATALOGUE
 from logprobe.judge import Judge
 from logprobe.plugin import new_judge
+from logprobe.progress import Progress
 from logprobe.strategies import (
     PINNED_SHAPE_NAMES,
     chat_requests,
@@ -55,6 +56,17 @@ def live_backend(backend: Any) -> Any:
     return backend
 
 
+_PROGRESS: dict[str, Progress] = {}
+
+
+def _example_done(request: pytest.FixtureRequest, judged: int) -> None:
+    """One example judged: logged as the property test's progress (see logprobe.progress)."""
+    name = request.node.name
+    if name not in _PROGRESS:
+        _PROGRESS[name] = Progress(f"{name}: examples", settings().max_examples)
+    _PROGRESS[name].step(detail=f"({judged} requests judged)")
+
+
 def _judge_valid(judge: Judge, exchange: Exchange) -> None:
     if judge.refused(exchange):
         return  # a clean 4xx to a legal request: the server's stated limit, recorded
@@ -69,6 +81,7 @@ def test_generated_completions(data, api, model, live_backend, vocab_size, logpr
     batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
     for exchange in api.post_many([("/completions", r) for r in batch]):
         _judge_valid(judge, exchange)
+    _example_done(request, len(batch))
 
 
 @given(data=st.data())
@@ -78,6 +91,7 @@ def test_generated_chat(data, api, model, live_backend, logprobs_limit, request)
                                min_size=BATCH, max_size=BATCH), label="requests")
     for exchange in api.post_many([("/chat/completions", r) for r in batch]):
         _judge_valid(judge, exchange)
+    _example_done(request, len(batch))
 
 
 @given(data=st.data())
@@ -90,6 +104,7 @@ def test_generated_invalid_requests(data, api, model, live_backend, logprobs_lim
         judge.rejection(exchange, CATALOGUE[invariant])
     after = api.completions({"model": model, "prompt": "hi", "max_tokens": 1})
     judge.check(after, errors.check_still_serving, after.status)
+    _example_done(request, len(batch) + 1)
 
 
 @pytest.mark.parametrize("shape", PINNED_SHAPE_NAMES)

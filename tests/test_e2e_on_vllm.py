@@ -3,15 +3,21 @@ defects it exists for fail it for the right reason."""
 
 from __future__ import annotations
 
+import re
+
 from conftest import run_suite
 
 
 def test_e2e_passes_on_the_embedded_vllm(served, tmp_path):
-    run = run_suite(served, tmp_path, "-m", "e2e", "--mmlu-per-subject=1", timeout=1200)
+    run = run_suite(served, tmp_path, "-m", "e2e", "--mmlu-per-subject=1", "--log-cli-level=INFO",
+                    timeout=1200)
     assert run.returncode == 0, run.output[-4000:]
     assert set(run.verdicts().values()) == {"PASS"}
     accuracy = [f["message"] for f in run.findings() if f["invariant"] == "LMEVAL-006"]
     assert accuracy and "57/57 answers agree" in accuracy[0], accuracy
+    # its progress, live: lm-eval's requests counted as they are answered, to the last one
+    steps = re.findall(r"e2e: lm-eval requests answered: (\d+)/(\d+)", run.output)
+    assert steps and steps[-1][0] == steps[-1][1] == str(57 * 4), steps
 
 
 def test_null_logprobs_names_the_typeerror_lm_eval_raised(served, tmp_path):

@@ -3,6 +3,7 @@ through every fault of the proxy (the kill matrix)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,11 @@ def test_skipped_tests_get_a_row_and_the_diff_says_skipped(served, direct_run, t
     assert set(verdicts) <= skipped
     assert not {c.key for c in result.removed} & set(verdicts)
     assert "skipped now" in result.render("old", "new")
+
+
+def test_property_tests_show_their_progress(served, tmp_path):
+    """pytest's live logging shows how far a property test has got, example by example."""
+    run = run_suite(served, tmp_path, "-k", "test_generated_chat", "--log-cli-level=INFO")
+    assert run.returncode == 0, run.output[-3000:]
+    steps = re.findall(r"test_generated_chat: examples: (\d+)/(\d+)", run.output)
+    assert steps and steps[0][0] == "1" and steps[-1][0] == steps[-1][1], steps
