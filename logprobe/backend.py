@@ -53,6 +53,8 @@ class Backend:
     proxy: ServerProcess | None = None
     tokenizer: str | None = None
     faults: list[str] = field(default_factory=list)
+    # The served model, local, for the reference oracle (logprobe.reference); None: off.
+    reference_model: str | None = None
 
     def check_alive(self) -> None:
         if self.process is not None:
@@ -69,6 +71,7 @@ class Backend:
         """The backend as run.json records it."""
         out = self.identity.as_dict()
         out["faults"] = list(self.faults)
+        out["reference_model"] = self.reference_model
         out["name"] = name or self.identity.booted or self.identity.base_url
         if isinstance(self.process, ServerProcess):
             out["ready_seconds"] = round(self.process.ready_seconds or 0.0, 1)
@@ -83,7 +86,8 @@ class Backend:
             watched = {"pid": self.process.proc.pid, "log": str(self.process.log_path),
                        "name": self.process.name}
         return {"identity": self.identity.as_dict(), "watched": watched,
-                "tokenizer": self.tokenizer, "faults": self.faults}
+                "tokenizer": self.tokenizer, "faults": self.faults,
+                "reference_model": self.reference_model}
 
     @classmethod
     def from_controller(cls, data: dict[str, Any]) -> Backend:
@@ -91,7 +95,7 @@ class Backend:
         process = WatchedProcess(watched["pid"], Path(watched["log"]), watched["name"]) \
             if watched else None
         return cls(BackendIdentity(**data["identity"]), process, None, data.get("tokenizer"),
-                   list(data.get("faults") or []))
+                   list(data.get("faults") or []), data.get("reference_model"))
 
 
 @dataclass
@@ -107,6 +111,7 @@ class BackendOptions:
     faults: str | None
     log_dir: Path
     logprobs_limit: int | None = None  # given by the user: no probing
+    reference_model: str | None = None  # --reference-model: a hub id or folder, or "none"
 
 
 def open_backend(options: BackendOptions) -> Backend:
@@ -138,7 +143,12 @@ def open_backend(options: BackendOptions) -> Backend:
                 backend.identity.identified_by = f"booted here with --serve {options.serve}"
             backend.identity.server_version = backend.identity.server_version or booted.version
             backend.tokenizer = booted.tokenizer
+            if options.serve != "command" and options.serve_model is None:
+                backend.reference_model = booted.tokenizer  # the embedded model's folder
         backend.tokenizer = options.tokenizer or backend.tokenizer
+        if options.reference_model:
+            backend.reference_model = None if options.reference_model == "none" \
+                else options.reference_model
         if options.faults:
             from logprobe.proxy import proxy_process
 

@@ -361,6 +361,29 @@ def logprob_jitter(path: str, request: dict[str, Any], body: Any) -> Any:
 
 # --- text and usage ----------------------------------------------------------------------
 
+SCALE = 1 / 0.7
+
+
+def softmax_scaled(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Every logprob times 1/0.7, everywhere alike: the log-softmax at temperature 0.7 (up to
+    its normaliser), values still <= 0, sorted and mutually consistent."""
+    def scale(value: Any) -> Any:
+        return value * SCALE if isinstance(value, float | int) and not isinstance(value, bool) \
+            else value
+
+    for _, lp in _each_completion_logprobs(body):
+        lp["token_logprobs"] = [scale(v) for v in lp["token_logprobs"]]
+        lp["top_logprobs"] = [{k: scale(v) for k, v in top.items()} if isinstance(top, dict)
+                              else top for top in lp.get("top_logprobs") or []]
+    for choice in choices(body):
+        for entry in _chat_content(choice):
+            entry["logprob"] = scale(entry.get("logprob"))
+            for alt in entry.get("top_logprobs") or []:
+                if isinstance(alt, dict):
+                    alt["logprob"] = scale(alt.get("logprob"))
+    return body
+
+
 def text_offset_drift(path: str, request: dict[str, Any], body: Any) -> Any:
     for _, lp in _each_completion_logprobs(body):
         if isinstance(lp.get("text_offset"), list):
@@ -510,6 +533,10 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "--max-logprobs 5 does", "deployments that lower vLLM's --max-logprobs (a legal "
           "limit: must NOT fail the run)", ("ERR-007",), fatal=False, shows=("ERR-007", "5"),
           raw=logprobs_cap, properties=False),
+    Fault("softmax-scaled", "every logprob multiplied by 1/0.7, consistently everywhere (a "
+          "softmax taken at temperature 0.7 where raw logprobs are claimed)", "(synthetic: "
+          "what only a reference model sees; no self-consistency check can)", ("ORACLE-001",),
+          json=softmax_scaled, chunk=softmax_scaled, properties=False),
     Fault("batch-500", "a list of prompts answered with a 500", "llama-cpp-python 0.3.36",
           ("ERR-004",), raw=batch_500, properties=False),
 ]}

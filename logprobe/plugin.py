@@ -81,6 +81,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--model", default=None, help="model id (default: first id of GET /v1/models)")
     group.addoption("--tokenizer", default=None,
                     help="HF tokenizer id or folder, for checks that build token-id prompts")
+    group.addoption("--reference-model", default=None, metavar="ID_OR_DIR",
+                    help="the served model, local (a folder, or a hub id with internet), for "
+                    "the reference oracle: its float32 logprobs judge the server's (ORACLE-001;"
+                    " default: on for the embedded model the suite boots; none: off)")
     group.addoption("--serve", default="vllm",
                     help="backend to boot when no --endpoint is given: vllm, llama-cpp, "
                     "transformers or command (default: vllm)")
@@ -205,7 +209,8 @@ def _backend_options(config: pytest.Config) -> BackendOptions:
         serve_command=config.getoption("--serve-command"),
         serve_ready_url=config.getoption("--serve-ready-url"),
         tokenizer=config.getoption("--tokenizer"), faults=config.getoption("--fault"),
-        log_dir=_log_dir(config), logprobs_limit=config.getoption("--logprobs-limit"))
+        log_dir=_log_dir(config), logprobs_limit=config.getoption("--logprobs-limit"),
+        reference_model=config.getoption("--reference-model"))
 
 
 def _open_backend(config: pytest.Config) -> Backend:

@@ -69,8 +69,8 @@ def run_suite(served: Served, report_dir: Path, *args: str, timeout: float = 600
     would, and read its run.json."""
     command = [sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:randomly",
                f"--endpoint={served.base_url}", f"--report-dir={report_dir}", *args]
-    if served.tokenizer:
-        command.append(f"--tokenizer={served.tokenizer}")
+    if served.tokenizer:  # the embedded model's folder: the tokenizer and the reference oracle
+        command += [f"--tokenizer={served.tokenizer}", f"--reference-model={served.tokenizer}"]
     if served.expectations:
         command.append(f"--expectations={served.expectations}")
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,

@@ -450,3 +450,17 @@ def test_chat_bytes_of_a_sampled_sequence_that_is_not_utf8():
     missing = text.check_chat_bytes(request, _chat_pieces("a\ufffdb", [[97], [], [98]]))
     assert ids(missing) == {"TXT-002"} and "do not carry" in missing[0].message
     assert ids(text.check_chat_bytes(request, _chat_pieces("ab", [[97], [0xE4], [98]]))) == {"TXT-002"}
+
+
+def test_oracle_judges_the_median_against_the_reference():
+    from logprobe.invariants import oracle
+
+    reference = [None] + [-1.0 - p / 10 for p in range(20)]
+    bf16_like = [None] + [v - 0.02 for v in reference[1:]]  # dense but small: measured bf16
+    assert ids(oracle.check_against_reference(bf16_like, reference)) == {"ORACLE-002"}
+    sparse = [None] + [v - (0.35 if p % 7 == 0 else 0) for p, v in enumerate(reference[1:])]
+    assert "ORACLE-001" not in ids(oracle.check_against_reference(sparse, reference))
+    tempered = [None] + [v / 0.7 for v in reference[1:]]
+    assert "ORACLE-001" in ids(oracle.check_against_reference(tempered, reference))
+    few = oracle.check_against_reference(tempered[:5], reference[:5])
+    assert "ORACLE-001" not in ids(few) and any(v.verdict is Verdict.NA for v in few)

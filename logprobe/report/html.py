@@ -104,27 +104,38 @@ def _scores(columns: list[Column], levels: dict[str, str]) -> str:
     return "".join(out)
 
 
-def echo_points(run: dict[str, Any]) -> list[tuple[float, float]]:
-    """(teacher-forced, echoed) logprob pairs from the LMEVAL teacher-forcing tests."""
+def paired_points(run: dict[str, Any], key: str, first: str,
+                  second: str) -> list[tuple[float, float]]:
+    """(first, second) logprob pairs that tests measured under ``key`` (judge.measure)."""
     points = []
     for row in run.get("tests", []):
-        pair = (row.get("data") or {}).get("echo_vs_teacher")
+        pair = (row.get("data") or {}).get(key)
         if not pair:
             continue
-        for teacher, echoed in zip(pair.get("teacher") or [], pair.get("echo") or [], strict=False):
-            if isinstance(teacher, int | float) and isinstance(echoed, int | float):
-                points.append((float(teacher), float(echoed)))
+        for a, b in zip(pair.get(first) or [], pair.get(second) or [], strict=False):
+            if isinstance(a, int | float) and isinstance(b, int | float):
+                points.append((float(a), float(b)))
     return points
 
 
-def _plot(col: Column, size: int = 260) -> str:
-    points = echo_points(col.run)
+def echo_points(run: dict[str, Any]) -> list[tuple[float, float]]:
+    """(teacher-forced, echoed) logprob pairs from the LMEVAL teacher-forcing tests."""
+    return paired_points(run, "echo_vs_teacher", "teacher", "echo")
+
+
+def oracle_points(run: dict[str, Any]) -> list[tuple[float, float]]:
+    """(reference model, server) logprob pairs from the ORACLE test."""
+    return paired_points(run, "oracle", "reference", "server")
+
+
+def _plot(col: Column, points: list[tuple[float, float]], x_label: str = "teacher-forced logprob",
+          y_label: str = "echo logprob", size: int = 260) -> str:
     bound = DEFAULT.per_token  # what GPU prefill/decode drift may reach (logprobe/tolerance.py)
     drift = Drift.between([t for t, _ in points], [e for _, e in points])
     pad = 34
     if not points:
         body = (f'<text x="{size / 2}" y="{size / 2}" text-anchor="middle" font-size="12" '
-                'fill="#5b6475">no echo and teacher-forced pair</text>')
+                f'fill="#5b6475">no pair measured</text>')
         off = 0
     else:
         low = min(0.0, min(min(p) for p in points))
@@ -148,15 +159,28 @@ def _plot(col: Column, size: int = 260) -> str:
     axes = (f'<line x1="{pad}" y1="{size - pad}" x2="{size - 8}" y2="{size - pad}" stroke="#394152"/>'
             f'<line x1="{pad}" y1="8" x2="{pad}" y2="{size - pad}" stroke="#394152"/>'
             f'<text x="{size / 2}" y="{size - 18}" text-anchor="middle" font-size="11">'
-            "teacher-forced logprob</text>"
+            f"{_e(x_label)}</text>"
             f'<text x="12" y="{size / 2}" font-size="11" text-anchor="middle" '
-            f'transform="rotate(-90 12 {size / 2})">echo logprob</text>')
+            f'transform="rotate(-90 12 {size / 2})">{_e(y_label)}</text>')
     caption = (f"{_e(col.name)}: {len(points)} tokens, {off} off the diagonal (|Δ| &gt; "
                f"{bound:g} nats); drift max {drift.max:.3g}, median {drift.median:.3g}"
                if points else f"{_e(col.name)}")
     return (f'<figure><svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
-            f'role="img" aria-label="echo vs teacher-forced logprobs for {_e(col.name)}">'
+            f'role="img" aria-label="{_e(y_label)} against {_e(x_label)} for {_e(col.name)}">'
             f"{axes}{body}</svg><figcaption>{caption}</figcaption></figure>")
+
+
+def _oracle_section(columns: list[Column]) -> str:
+    """The server's prompt logprobs against the served model's own (ORACLE-001), per run
+    that had a reference model."""
+    plots = [_plot(c, oracle_points(c.run), "reference model (float32) logprob",
+                   "server logprob") for c in columns if oracle_points(c.run)]
+    if not plots:
+        return ""
+    return ("<h2>Against the reference model</h2><p class=\"sub\">The same prompt tokens, "
+            "scored by the server (echo) and by the served model run locally in float32. A "
+            "bf16 or quantised server stays near the diagonal (median 0.02 nats); a wrong "
+            f'model or softmax does not.</p><div class="plots">{"".join(plots)}</div>')
 
 
 def _failures(col: Column) -> str:
@@ -198,7 +222,8 @@ def render(runs: list[dict[str, Any]], names: list[str] | None = None,
         f"<h2>Echo against teacher forcing</h2><p class=\"sub\">The same continuation tokens "
         "scored two ways: generated after the context (teacher-forced) and echoed as part of "
         "the prompt, as lm-eval asks. A conforming server puts every point on the diagonal.</p>"
-        f'<div class="plots">{"".join(_plot(c) for c in columns)}</div>'
+        f'<div class="plots">{"".join(_plot(c, echo_points(c.run)) for c in columns)}</div>'
+        f"{_oracle_section(columns)}"
         f"<h2>Matrix</h2>{_legend()}{_matrix(columns, invariants)}"
         f"<h2>Failures</h2>{''.join(_failures(c) for c in columns)}"
         "</body></html>"

@@ -11,6 +11,7 @@ from logprobe.report.matrix import declared
 
 FAMILIES = {
     "LMEVAL": "what lm-eval needs", "NUM": "numerics pooled over the run",
+    "ORACLE": "against the served model's own values, computed locally",
     "SHAPE": "JSON shape", "VAL": "values", "CNT": "counts", "TXT": "text, tokens, offsets",
     "ECHO": "prompt logprobs (echo)", "SMP": "sampling", "STR": "streaming",
     "ERR": "errors and limits",

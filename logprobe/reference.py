@@ -1,0 +1,49 @@
+"""The served model's true next-token logprobs, for the reference oracle (ORACLE-001).
+
+transformers in float32 on this machine's CPU, from a local folder (the embedded model,
+or ``--reference-model DIR``) or a hub id (with internet). Loading it is the suite's own
+side: a model that cannot load is a harness error, never a verdict on the server.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+
+class ReferenceModel:
+    def __init__(self, source: str):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.source = source
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
+        self.model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)
+        self.model.eval()
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def prompt_logprobs(self, ids: list[int]) -> list[float | None]:
+        """log P(ids[p] | ids[:p]) for every position: None at 0, as an echo gives it."""
+        torch = self._torch
+        with torch.no_grad():
+            logits = self.model(torch.tensor([ids])).logits[0].float()
+        table = torch.log_softmax(logits, dim=-1)
+        return [None] + [float(table[p - 1, ids[p]]) for p in range(1, len(ids))]
+
+
+@cache
+def load_reference(source: str) -> Any:
+    """One model per process, whatever number of tests ask."""
+    from logprobe.judge import HarnessError
+
+    try:
+        return ReferenceModel(source)
+    except ImportError as exc:
+        raise HarnessError(f"the reference oracle needs torch and transformers ({exc}); "
+                           "pass --reference-model none to turn it off") from exc
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"--reference-model {source}: cannot load it ({exc}); pass a local "
+                           "folder of the served model, or none") from exc
