@@ -384,6 +384,47 @@ def softmax_scaled(path: str, request: dict[str, Any], body: Any) -> Any:
     return body
 
 
+def duplicate_alternative(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Chat top_logprobs with the second alternative a copy of the first."""
+    for choice in choices(body):
+        for entry in _chat_content(choice):
+            alts = entry.get("top_logprobs")
+            if isinstance(alts, list) and len(alts) >= 2 and isinstance(alts[0], dict):
+                alts[1] = copy.deepcopy(alts[0])
+    return body
+
+
+def list_rows_swapped(path: str, request: dict[str, Any], body: Any) -> Any:
+    """A list of prompts answered with the first two choices' logprobs exchanged (choices
+    given the wrong index's values)."""
+    found = choices(body)
+    if _is_completions(path) and isinstance(request.get("prompt"), list) and len(found) >= 2 \
+            and not isinstance(request["prompt"][0], int):
+        found[0]["logprobs"], found[1]["logprobs"] = found[1].get("logprobs"), \
+            found[0].get("logprobs")
+    return body
+
+
+_SIGHTINGS: dict[str, int] = {}
+
+
+def stale_prefix_cache(path: str, request: dict[str, Any], body: Any) -> Any:
+    """An echoed text prompt seen before comes back with its cached rows off: by 0.7 nats
+    the second time, 1.4 the third (each reuse of a stale or uninitialised block reads other
+    garbage); the first sighting is served correctly."""
+    prompt = request.get("prompt")
+    if not (_is_completions(path) and request.get("echo") and isinstance(prompt, str)):
+        return body
+    seen = _SIGHTINGS.get(prompt, 0)
+    _SIGHTINGS[prompt] = seen + 1
+    for _, lp in _each_completion_logprobs(body):
+        values = lp["token_logprobs"]
+        for p in range(1, max(1, len(values) - 1)):  # the prompt's rows, not the generated one
+            if seen and isinstance(values[p], float | int):
+                values[p] = min(0.0, values[p] - 0.7 * seen)
+    return body
+
+
 def text_offset_drift(path: str, request: dict[str, Any], body: Any) -> Any:
     for _, lp in _each_completion_logprobs(body):
         if isinstance(lp.get("text_offset"), list):
@@ -537,6 +578,16 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "softmax taken at temperature 0.7 where raw logprobs are claimed)", "(synthetic: "
           "what only a reference model sees; no self-consistency check can)", ("ORACLE-001",),
           json=softmax_scaled, chunk=softmax_scaled, properties=False),
+    Fault("duplicate-alternative", "chat top_logprobs with the second alternative a copy of "
+          "the first", "huggingface/text-generation-inference#1852, sgl-project/sglang#2088",
+          ("VAL-007",), json=duplicate_alternative),
+    Fault("list-rows-swapped", "a list of prompts answered with two choices' logprobs "
+          "exchanged", "sgl-project/sglang#1176 (choices' indices misassigned)",
+          ("CONS-001",), json=list_rows_swapped, properties=False),
+    Fault("stale-prefix-cache", "an echoed prompt seen before comes back with its rows "
+          "0.7 nats off per earlier sighting",
+          "vllm-project/vllm#3251, #8268 (stale prefix-cache rows)", ("CONS-001",),
+          json=stale_prefix_cache, properties=False),
     Fault("batch-500", "a list of prompts answered with a 500", "llama-cpp-python 0.3.36",
           ("ERR-004",), raw=batch_500, properties=False),
 ]}

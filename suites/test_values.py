@@ -17,3 +17,7 @@ def test_logprob_values(exchange, request, judge):
 def test_alternatives_consistent(exchange, request, judge):
     judge.response(request.getfixturevalue(exchange), values.check_alternatives,
                    feature="logprobs")
+
+
+def test_chat_alternatives_unique(chat_top5, judge):
+    judge.response(chat_top5, values.check_unique_alternatives, feature="logprobs")

@@ -464,3 +464,32 @@ def test_oracle_judges_the_median_against_the_reference():
     assert "ORACLE-001" in ids(oracle.check_against_reference(tempered, reference))
     few = oracle.check_against_reference(tempered[:5], reference[:5])
     assert "ORACLE-001" not in ids(few) and any(v.verdict is Verdict.NA for v in few)
+
+
+def test_same_prompt_consistency():
+    from logprobe.invariants import consistency
+
+    first = [None, -2.0, -0.5, -3.0, -1.0]
+    assert ids(consistency.check_same_prompt(first, list(first), "again")) == {"CONS-002"}
+    bf16_like = [None, -2.1, -0.5, -2.85, -1.0]  # sparse drift within 0.5 nats
+    assert "CONS-001" not in ids(consistency.check_same_prompt(first, bf16_like, "in a list"))
+    stale = [None, -2.7, -1.2, -3.7, -1.0]
+    assert "CONS-001" in ids(consistency.check_same_prompt(first, stale, "again"))
+    assert "CONS-001" in ids(consistency.check_same_prompt(first, first[:3], "again"))
+    unjudged = consistency.check_same_prompt([None], [None], "again")
+    assert unjudged and all(v.verdict is Verdict.NA for v in unjudged)
+
+
+def test_unique_alternatives():
+    request = {"messages": [], "logprobs": True, "top_logprobs": 2}
+
+    def body(alts):
+        return {"choices": [{"index": 0, "logprobs": {"content": [
+            {"token": "a", "logprob": -0.1, "bytes": [97], "top_logprobs": alts}]}}]}
+
+    good = [{"token": "a", "logprob": -0.1, "bytes": [97]}, {"token": "b", "logprob": -2.0,
+                                                             "bytes": [98]}]
+    assert values.check_unique_alternatives(request, body(good)) == []
+    assert ids(values.check_unique_alternatives(request, body([good[0], good[0]]))) == {"VAL-007"}
+    partial = [{"token": "", "logprob": -1.0, "bytes": []}] * 2  # vLLM's partial characters
+    assert values.check_unique_alternatives(request, body(partial)) == []

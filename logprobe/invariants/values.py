@@ -52,6 +52,35 @@ VAL_006 = invariant(
     "completions top_logprobs objects list keys by descending logprob (the sampled token may lead)",
     "completions top_logprobs is an unordered JSON object",
 )
+VAL_007 = invariant(
+    "VAL-007", Level.MUST,
+    "a chat top_logprobs list names each token once (by token and bytes)",
+    "OpenAI reference (distinct most likely tokens); huggingface/text-generation-inference#1852 "
+    "(duplicates); sgl-project/sglang#2088 (copied alternatives)",
+)
+
+
+@checks(VAL_007, when=asked.chat_logprobs)
+def check_unique_alternatives(request: dict[str, Any], response: Any) -> list[Violation]:
+    """Tokens a server cannot tell apart (partial UTF-8 pieces: "" or U+FFFD, vLLM's bytes
+    []) may repeat; a readable token twice is a copied or duplicated entry."""
+    found: list[Violation] = []
+    lists = 0
+    for choice in choices(response):
+        for p, entry in enumerate(chat_content(choice) or []):
+            alts = [a for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
+            lists += bool(alts)
+            keys = [(a.get("token"), tuple(a.get("bytes") or ())) for a in alts
+                    if readable(a.get("token"))]
+            repeated = sorted({k[0] for k in keys if keys.count(k) > 1})
+            if repeated:
+                found.append(Violation(
+                    VAL_007, f"{len(keys) - len(set(keys))} repeated alternatives",
+                    location=f"choices[{choice.get('index')}].logprobs.content[{p}].top_logprobs",
+                    actual=repeated[:5]))
+    if not lists:
+        return nothing_to_judge("no chat alternatives", VAL_007)
+    return found
 
 
 @checks(VAL_001)

@@ -14,7 +14,7 @@ FAMILIES = {
     "ORACLE": "against the served model's own values, computed locally",
     "SHAPE": "JSON shape", "VAL": "values", "CNT": "counts", "TXT": "text, tokens, offsets",
     "ECHO": "prompt logprobs (echo)", "SMP": "sampling", "STR": "streaming",
-    "ERR": "errors and limits",
+    "CONS": "the same prompt, sent other ways", "ERR": "errors and limits",
 }
 
 

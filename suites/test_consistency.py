@@ -1,0 +1,73 @@
+"""CONS: the same prompt scored alike however it reaches the server (see the invariants'
+module for the sources and the tolerance)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cases import completion
+
+from logprobe.client import Exchange
+from logprobe.invariants import consistency, shape
+from logprobe.invariants.access import choices, completion_logprobs
+from logprobe.invariants.core import nothing_to_judge
+from logprobe.judge import Judge
+
+PROMPT = "The history of the printing press begins in the fifteenth century, when Johannes"
+SHARES_ITS_PREFIX = "The history of the printing press begins in the fifteenth century, when the"
+OTHERS = ["Water boils at one hundred degrees", "The square root of sixteen is four",
+          "Mount Everest is the highest mountain", "A haiku has three lines of verse",
+          "Light travels faster than sound", "The Pacific is the largest ocean",
+          "Bees make honey from the nectar of flowers"]
+
+
+def _echo(model: str, prompt: Any) -> dict[str, Any]:
+    return completion(model, prompt, echo=True, max_tokens=1, logprobs=1)
+
+
+def _values(judge: Judge, exchange: Exchange, index: int = 0) -> list[Any] | None:
+    """token_logprobs of the choice for prompt ``index``; None if it has none (ECHO-001 and
+    the shape checks judge that)."""
+    body = judge.response(exchange, shape.check_completions_shape, feature="echo")
+    found = choices(body)
+    logprobs = completion_logprobs(found[index]) if index < len(found) else None
+    return logprobs["token_logprobs"] if logprobs else None
+
+
+def _compare(judge: Judge, exchanges: list[Exchange], first: list[Any] | None,
+             again: list[Any] | None, how: str) -> None:
+    if first is None or again is None:
+        judge.record(exchanges, [], nothing_to_judge(
+            "an echo without logprobs", consistency.CONS_001, consistency.CONS_002))
+        return
+    judge.check(exchanges, consistency.check_same_prompt, first, again, how)
+
+
+def test_same_prompt_sent_again(api, model, judge):
+    first = api.completions(_echo(model, PROMPT))
+    again = api.completions(_echo(model, PROMPT))
+    _compare(judge, [first, again], _values(judge, first), _values(judge, again),
+             "sent again (its prefix cached)")
+
+
+def test_same_prompt_after_one_sharing_its_prefix(api, model, judge):
+    first = api.completions(_echo(model, PROMPT))
+    other = api.completions(_echo(model, SHARES_ITS_PREFIX))
+    judge.ok(other, feature="echo")
+    again = api.completions(_echo(model, PROMPT))
+    _compare(judge, [first, other, again], _values(judge, first), _values(judge, again),
+             "after a prompt sharing its prefix")
+
+
+def test_same_prompt_inside_a_list(api, model, judge):
+    alone = api.completions(_echo(model, PROMPT))
+    listed = api.completions(_echo(model, [OTHERS[0], PROMPT, OTHERS[1]]))
+    _compare(judge, [alone, listed], _values(judge, alone), _values(judge, listed, index=1),
+             "second of a list of three prompts")
+
+
+def test_same_prompt_among_concurrent_requests(api, model, judge):
+    alone = api.completions(_echo(model, PROMPT))
+    crowd = api.post_many([("/completions", _echo(model, p)) for p in [PROMPT, *OTHERS]])
+    _compare(judge, [alone, crowd[0]], _values(judge, alone), _values(judge, crowd[0]),
+             f"sent with {len(OTHERS)} other requests in flight")
