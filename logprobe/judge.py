@@ -104,8 +104,10 @@ class Judge:
         judgement: Judgement,
         on_transport_error: Callable[[], None] | None = None,
         expectations: list[Expectation] | None = None,
+        mirror: Any = None,
     ):
         self.judgement = judgement
+        self._mirror = mirror  # logprobe.mirror.Mirror, with --reference-endpoint
         self._on_transport_error = on_transport_error
         self._expectations = expectations or []
         self._reported: set[int] = set()  # exchanges whose own defects were recorded
@@ -136,8 +138,9 @@ class Judge:
 
     def _exchange_findings(self, exchanges: Iterable[Exchange]) -> list[Violation]:
         """What an exchange says about the server by itself, once per test: bare NaN
-        literals in its JSON (VAL-001), and failed attempts a retry hid (ERR-006). Pure
-        reads: the same shared exchange judged by several tests is reported by each."""
+        literals in its JSON (VAL-001), failed attempts a retry hid (ERR-006), and with
+        --reference-endpoint how the reference answered the same request (DIFF-001).
+        The same shared exchange judged by several tests is reported by each."""
         from logprobe.invariants.values import check_json_literals
 
         found: list[Violation] = []
@@ -147,6 +150,13 @@ class Judge:
             self._reported.add(id(exchange))
             found += check_json_literals(exchange.nonstandard_constants)
             found += err.check_retried(exchange.retries)
+            if self._mirror is not None:
+                from logprobe.mirror import merge
+
+                differences, fields = self._mirror.compare(exchange)
+                found += differences
+                if fields:
+                    merge(self.judgement.data.setdefault("differential", {}), fields)
         return found
 
     def ok(self, exchange: Exchange, *, feature: str = "the request") -> Any:

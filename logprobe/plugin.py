@@ -85,6 +85,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the served model, local (a folder, or a hub id with internet), for "
                     "the reference oracle: its float32 logprobs judge the server's (ORACLE-001;"
                     " default: on for the embedded model the suite boots; none: off)")
+    group.addoption("--reference-endpoint", default=None, metavar="URL",
+                    help="a second server: every deterministic exchange is sent there too and "
+                    "the answers compared value by value (DIFF-001, DIFF-002)")
+    group.addoption("--reference-tolerance", type=float, default=1e-3, metavar="NATS",
+                    help="how far two numbers may be apart and count as the same answer "
+                    "(default 1e-3: one server answering twice moves by up to 1e-5 on CPU)")
+    group.addoption("--reference-api-key", default=None,
+                    help="the reference endpoint's API key (default: none); never reported")
     group.addoption("--serve", default="vllm",
                     help="backend to boot when no --endpoint is given: vllm, llama-cpp, "
                     "transformers or command (default: vllm)")
@@ -146,7 +154,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if report_dir:
         report.path = Path(report_dir) / "run.json"
     key = _api_key(config)
-    report.secrets = (key,) if key else ()
+    report.secrets = tuple(k for k in (key, config.getoption("--reference-api-key")) if k)
     config.stash[REPORT_KEY] = report
     loaded = _load_expectations(config)
     if loaded is not None:
@@ -341,7 +349,32 @@ def new_judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
     request.node.stash[JUDGEMENT_KEY] = judgement
     return Judge(judgement, on_transport_error=backend.check_alive,
                  expectations=[e for e in expectations_for(request.config, backend)
-                               if e.test is None])  # a test entry is settled by the outcome
+                               if e.test is None],  # a test entry is settled by the outcome
+                 mirror=request.getfixturevalue("reference_mirror"))
+
+
+@pytest.fixture(scope="session")
+def reference_mirror(backend: Backend, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """With --reference-endpoint, what sends each judged exchange there too; else None."""
+    url = request.config.getoption("--reference-endpoint")
+    if not url:
+        yield None
+        return
+    from logprobe.endpoint import EndpointUnusable, preflight
+    from logprobe.mirror import Mirror
+
+    key = request.config.getoption("--reference-api-key")
+    try:
+        identity = preflight(url, key, None)
+    except EndpointUnusable as exc:
+        pytest.exit(f"logprobe: --reference-endpoint: {exc}", returncode=EXIT_ENDPOINT_UNUSABLE)
+    client = RecordingClient(identity.base_url, api_key=key,
+                             timeout=request.config.getoption("--request-timeout"),
+                             max_connections=request.config.getoption("--concurrency"),
+                             retries=request.config.getoption("--retries"))
+    yield Mirror(client, identity.model, backend.identity.model,
+                 request.config.getoption("--reference-tolerance"))
+    client.close()
 
 
 def expectations_for(config: pytest.Config, backend: Backend) -> list[Expectation]:
@@ -604,6 +637,7 @@ class RunCollector:
             run.add(TestRow(
                 nodeid="logprobe::run::limits", invariants=[errors.ERR_007.id], level="INFO",
                 verdict=Verdict.PASS.value, findings=finding_rows([limit], [])))
+        self._differential(run)
         drift = numerics.run_drift(asdict(row) for row in run.tests)
         if not drift.n:
             return False
@@ -630,6 +664,22 @@ class RunCollector:
                             "p99": round(drift.quantile(0.99), 6),
                             "median": round(drift.median, 6)}}))
         return bool(must)
+
+    def _differential(self, run: RunReport) -> None:
+        """With --reference-endpoint: the run's differences from the reference, per field."""
+        from logprobe.invariants import differential
+        from logprobe.mirror import merge
+
+        fields: dict[str, dict[str, Any]] = {}
+        for row in run.tests:
+            merge(fields, (row.data or {}).get("differential") or {})
+        if not fields:
+            return
+        run.add(TestRow(
+            nodeid="logprobe::run::differential", invariants=[differential.DIFF_002.id],
+            level="INFO", verdict=Verdict.PASS.value,
+            findings=finding_rows(differential.summarise(fields), []),
+            data={"differential": fields}))
 
     def _compare(self, session: pytest.Session, baseline: str, current: dict[str, Any]) -> None:
         from logprobe.report.diff import diff_runs

@@ -7,6 +7,7 @@ recorded vLLM response broken by the same fault transform the proxy applies.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from pathlib import Path
 
@@ -493,3 +494,20 @@ def test_unique_alternatives():
     assert ids(values.check_unique_alternatives(request, body([good[0], good[0]]))) == {"VAL-007"}
     partial = [{"token": "", "logprob": -1.0, "bytes": []}] * 2  # vLLM's partial characters
     assert values.check_unique_alternatives(request, body(partial)) == []
+
+
+def test_differential_compares_value_by_value():
+    from logprobe.invariants import differential
+
+    _, _, body = exchange(VLLM, "completions_logprobs5")
+    other = json.loads(json.dumps(body))
+    other["id"], other["created"] = "another", 1  # names, not answers
+    curls = ("curl a", "curl b")
+    assert differential.check_same_answer(200, body, 200, other, curls) == []
+    other["choices"][0]["logprobs"]["token_logprobs"][1] -= 0.05
+    found = differential.check_same_answer(200, body, 200, other, curls)
+    assert ids(found) == {"DIFF-001"} and "token_logprobs[1]" in found[0].message
+    assert "curl a" in found[0].message and "curl b" in found[0].message
+    assert ids(differential.check_same_answer(200, body, 500, other, curls)) == {"DIFF-001"}
+    fields = differential.field_deltas(body, other)
+    assert max(fields["token_logprobs"]) > 0.049 and max(fields["text"]) == 0
