@@ -62,6 +62,12 @@ class Exchange:
         return httpx.URL(self.url).path
 
     @property
+    def endpoint(self) -> str:
+        """The path below the API's base URL (``/completions`` for ``…/v1/completions``), as
+        ``RecordingClient.post`` takes it: to send the same request again, anywhere."""
+        return "/" + self.path.rstrip("/").rsplit("/v1/", 1)[-1].lstrip("/")
+
+    @property
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
 

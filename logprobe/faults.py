@@ -587,7 +587,7 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("stale-prefix-cache", "an echoed prompt seen before comes back with its rows "
           "0.7 nats off per earlier sighting",
           "vllm-project/vllm#3251, #8268 (stale prefix-cache rows)", ("CONS-001",),
-          json=stale_prefix_cache, properties=False),
+          json=stale_prefix_cache),
     Fault("batch-500", "a list of prompts answered with a 500", "llama-cpp-python 0.3.36",
           ("ERR-004",), raw=batch_500, properties=False),
 ]}

@@ -47,7 +47,7 @@ class Mirror:
         with self._lock:
             reference = self._answers.get(key)
         if reference is None:  # the same endpoint below the reference's base URL
-            reference = self.client.post(_endpoint(exchange.path), request)
+            reference = self.client.post(exchange.endpoint, request)
             with self._lock:
                 self._answers[key] = reference
         found = check_same_answer(exchange.status, exchange.json, reference.status,
@@ -63,11 +63,6 @@ class Mirror:
         finite = sorted((d for d in deltas if math.isfinite(d) and d > 0), reverse=True)
         return {"n": len(deltas), "differ": sum(1 for d in deltas if d > self.tolerance),
                 "deltas": [round(d, 9) for d in finite[:KEPT_DELTAS]]}
-
-
-def _endpoint(path: str) -> str:
-    """``/v1/completions`` (or ``/gateway/v1/completions``) as ``/completions``."""
-    return "/" + path.rstrip("/").rsplit("/v1/", 1)[-1].lstrip("/")
 
 
 def merge(into: dict[str, dict[str, Any]], more: dict[str, dict[str, Any]]) -> None:

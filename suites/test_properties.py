@@ -27,7 +27,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logprobe.client import Exchange
-from logprobe.invariants import errors
+from logprobe.invariants import consistency, errors
+from logprobe.invariants.access import choices, completion_logprobs
 from logprobe.invariants.core import CATALOGUE
 from logprobe.judge import Judge
 from logprobe.plugin import new_judge
@@ -73,6 +74,31 @@ def _judge_valid(judge: Judge, exchange: Exchange) -> None:
     judge.applicable(exchange, feature="the generated request")
 
 
+def _all_token_logprobs(body: Any) -> list[Any] | None:
+    rows = [completion_logprobs(c) for c in choices(body)]
+    if not rows or any(r is None for r in rows):
+        return None
+    return [v for r in rows for v in r["token_logprobs"]]  # type: ignore[index]
+
+
+def _judge_alone_again(judge: Judge, api: Any, exchange: Exchange) -> None:
+    """A greedy echo that came back from a concurrent batch, sent again alone: the same
+    prompt must score alike (CONS-001), whatever else was in flight."""
+    request = exchange.request_json
+    if not (exchange.status == 200 and request.get("echo") and request.get("temperature") == 0
+            and request.get("logprobs") is not None and (request.get("n") or 1) == 1
+            and not request.get("stream")):
+        return
+    first = _all_token_logprobs(exchange.json)
+    if first is None:
+        return  # the checks above judged a response without logprobs
+    alone = api.post(exchange.endpoint, request)
+    again = _all_token_logprobs(judge.ok(alone, feature="the same request again"))
+    if again is not None:
+        judge.check([exchange, alone], consistency.check_same_prompt, first, again,
+                    "sent alone after a concurrent batch")
+
+
 @given(data=st.data())
 def test_generated_completions(data, api, model, live_backend, vocab_size, logprobs_limit,
                                request):
@@ -81,6 +107,7 @@ def test_generated_completions(data, api, model, live_backend, vocab_size, logpr
     batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
     for exchange in api.post_many([("/completions", r) for r in batch]):
         _judge_valid(judge, exchange)
+        _judge_alone_again(judge, api, exchange)
     _example_done(request, len(batch))
 
 
@@ -115,3 +142,4 @@ def test_pinned_request_shape(shape, api, model, judge, logprobs_limit):
         judge.rejection(exchange, CATALOGUE[invalid])
     else:
         _judge_valid(judge, exchange)
+        _judge_alone_again(judge, api, exchange)
