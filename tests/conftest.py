@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# A command started in the background by a non-interactive shell (`cmd &` in a script)
+# inherits SIGINT ignored, and so would every process the tests start: their Ctrl-C
+# tests would then test nothing. Python leaves an ignored SIGINT ignored; a handler here
+# is reset to the default in every child at exec, where Python turns it into
+# KeyboardInterrupt again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))

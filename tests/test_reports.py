@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT, run_suite
 from logprobe import schemas
 from logprobe.report.diff import diff_runs
-from logprobe.report.html import echo_points, render
+from logprobe.report.html import echo_points, oracle_points, render
 from logprobe.report.matrix import load_run
 
 BASELINES = ROOT / "docs" / "baselines"
@@ -199,7 +199,10 @@ def test_html_matrix_renders_in_chromium(chromium, tmp_path):
     invariants = {i for run in runs for t in run["tests"] for i in t["invariants"]}
     assert dom.count('<td class="cell') == len(invariants) * len(BACKENDS)
     assert 'data-status="FAIL"' in dom and 'data-status="PASS"' in dom
-    assert dom.count("<svg") == len(BACKENDS) and "off the diagonal" in dom
+    # one echo-vs-teacher plot per run, and one against the reference model per run that had it
+    with_oracle = [run for run in runs if oracle_points(run)]
+    assert with_oracle and "Against the reference model" in dom
+    assert dom.count("<svg") == len(BACKENDS) + len(with_oracle) and "off the diagonal" in dom
     assert "http://" not in dom.split("<body>")[0], "the page must not fetch anything"
     shot = ROOT / "docs" / "report.png"
     subprocess.run([chromium, *flags, "--window-size=1400,2300", f"--screenshot={shot}",
