@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -150,6 +151,7 @@ def test_logprobe_serve_stops_on_a_signal_and_leaves_nothing(served, tmp_path, s
         [sys.executable, "-m", "logprobe.cli", "serve", "--backend", "command", "--serve-command",
          command, "--port", str(port), "--url-file", str(url_file), "--log-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server_pids: list[int] = []
     try:
         for _ in range(600):
             if url_file.exists() or serve.poll() is not None:
@@ -162,14 +164,19 @@ def test_logprobe_serve_stops_on_a_signal_and_leaves_nothing(served, tmp_path, s
         assert server_pids, "the served process should be running"
         serve.send_signal(signum)
         out, _ = serve.communicate(timeout=20)  # the bug: more than a minute
-    finally:
+        left = [pid for pid in server_pids if Path(f"/proc/{pid}").exists()]
+    finally:  # whatever happened above, nothing this test started outlives it
         if serve.poll() is None:
             serve.kill()
+            serve.wait()
+        for pid in server_pids:  # the launcher makes each server its own group's leader
+            for kill in (os.killpg, os.kill):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(pid, signal.SIGKILL)
     assert serve.returncode == 0, out
     assert "serving" in out and "stopped" in out
     assert not url_file.exists()
-    for pid in server_pids:
-        assert not Path(f"/proc/{pid}").exists(), f"server process {pid} left behind (or a zombie)"
+    assert not left, f"server processes {left} left behind (or zombies)"
 
 
 def _cmdline(proc_dir: Path) -> bytes:
