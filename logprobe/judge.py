@@ -218,10 +218,12 @@ class Judge:
         self._raise_if_must(found, [exchange])  # record() has set the expected ones aside
         return body
 
-    def applicable(self, exchange: Exchange, *, feature: str = "the request") -> Any:
-        """``response`` with every registered exchange check that applies to the request."""
+    def applicable(self, exchange: Exchange, *also: ExchangeCheck,
+                   feature: str = "the request") -> Any:
+        """``response`` with every registered exchange check that applies to the request,
+        and the test's own checks ``also`` (all judged before the verdict)."""
         return self.response(exchange, *checks_for(exchange.path, exchange.request_json),
-                             feature=feature)
+                             *also, feature=feature)
 
     def measure(self, name: str, value: Any) -> None:
         """Keep a measurement (plain JSON) in this test's row of run.json, for the reports."""

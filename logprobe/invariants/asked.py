@@ -25,6 +25,13 @@ def streamed(path: str, request: dict[str, Any]) -> bool:
     return bool(request.get("stream")) and (chat(path, request) or completions(path, request))
 
 
+def streamed_logprobs(path: str, request: dict[str, Any]) -> bool:
+    """A streamed request with logprobs asked."""
+    return streamed(path, request) and (
+        request.get("logprobs") is True if chat(path, request)
+        else request.get("logprobs") is not None)
+
+
 def chat_body(path: str, request: dict[str, Any]) -> bool:
     """A chat response (not streamed)."""
     return chat(path, request) and not request.get("stream")

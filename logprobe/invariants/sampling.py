@@ -21,7 +21,8 @@ EPS_TIE = TIE
 
 SMP_001 = invariant(
     "SMP-001", Level.MUST,
-    "at temperature 0 each generated token is the argmax of its alternatives (ties within 1e-5)",
+    "at temperature 0 each generated token is the argmax of its alternatives (ties within "
+    "1e-5): none of them more likely, and it is listed among them unless tied with the first",
     "greedy decoding",
 )
 SMP_002 = invariant(
@@ -70,25 +71,42 @@ def check_greedy_argmax(request: dict[str, Any], response: Any) -> list[Violatio
                     continue
                 compared += 1
                 best = max((v for v in top.values() if is_number(v)), default=value)
+                token = (logprobs.get("tokens") or [None] * (p + 1))[p]
+                where = f"choices[{i}].logprobs.token_logprobs[{p}]"
                 if value < best - EPS_TIE:
                     found.append(Violation(
                         SMP_001, "a token other than the most likely was chosen at temperature 0",
-                        location=f"choices[{i}].logprobs.token_logprobs[{p}]",
-                        expected=best, actual=value,
+                        location=where, expected=best, actual=value,
                     ))
+                elif readable(token) and token not in top and abs(value - best) > EPS_TIE:
+                    found.append(_unlisted(token, where, best, value))
         for p, entry in enumerate(chat_content(choice) or []):
             value = entry.get("logprob")
             alts = [a.get("logprob") for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
             alts = [a for a in alts if is_number(a)]
             compared += bool(is_number(value) and alts)
+            where = f"choices[{i}].logprobs.content[{p}]"
             if is_number(value) and alts and value < max(alts) - EPS_TIE:
                 found.append(Violation(
                     SMP_001, "a token other than the most likely was chosen at temperature 0",
-                    location=f"choices[{i}].logprobs.content[{p}]", expected=max(alts), actual=value,
+                    location=where, expected=max(alts), actual=value,
                 ))
+            elif is_number(value) and alts and readable(entry.get("token")) \
+                    and abs(value - max(alts)) > EPS_TIE and entry.get("token") not in {
+                        a.get("token") for a in entry.get("top_logprobs") or []
+                        if isinstance(a, dict)}:
+                found.append(_unlisted(entry.get("token"), where, max(alts), value))
     if not compared:
         return nothing_to_judge("no generated token came with its alternatives", SMP_001)
     return found
+
+
+def _unlisted(token: Any, where: str, best: float, value: float) -> Violation:
+    """The greedy token missing from alternatives that are not tied with it: more likely
+    than all of them, it should lead them; the list belongs to another position."""
+    return Violation(SMP_001, f"the token chosen at temperature 0, {token!r}, is not among its "
+                     "alternatives and not tied with the first of them", location=where,
+                     expected=best, actual=value)
 
 
 def token_values(response: Any) -> list[tuple[list[str], list[Any]]]:
