@@ -24,6 +24,8 @@ from logprobe.invariants.access import chat_content, choices, completion_logprob
 JsonHook = Callable[[str, dict[str, Any], Any], Any]
 RequestHook = Callable[[str, dict[str, Any]], dict[str, Any]]
 RawHook = Callable[[str, dict[str, Any], int, bytes], tuple[int, bytes]]
+# A whole stream's parsed data payloads ("[DONE]" excluded), for faults that merge chunks.
+StreamHook = Callable[[str, dict[str, Any], list[Any]], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,14 @@ class Fault:
     fatal: bool = True
     # A non-fatal fault must still be seen: (invariant, words its finding carries).
     shows: tuple[str, str] | None = None
-    # Inside the property suite's request space (no teacher forcing, stream comparison,
-    # temperature pairs or prompt lists there): the properties alone must catch it.
+    # Inside the property suite's request space (no non-streamed twin of a stream, no
+    # teacher forcing beyond a sampled n > 1, no temperature pairs or prompt lists there):
+    # the properties alone must catch it.
     properties: bool = True
     request: RequestHook | None = None
     json: JsonHook | None = None
     chunk: JsonHook | None = None
+    stream: StreamHook | None = None
     raw: RawHook | None = None
 
 
@@ -405,6 +409,20 @@ def list_rows_swapped(path: str, request: dict[str, Any], body: Any) -> Any:
     return body
 
 
+def n_choices_logprobs_rotated(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Each choice of an n > 1 request given the next choice's token_logprobs and
+    top_logprobs, its own tokens and text kept (logprobs gathered under another index)."""
+    n = request.get("n")
+    found = [lp for _, lp in _each_completion_logprobs(body)]
+    if not (_is_completions(path) and isinstance(n, int) and n > 1 and len(found) > 1
+            and not request.get("echo")):
+        return body
+    moved = [(lp["token_logprobs"], lp.get("top_logprobs")) for lp in found]
+    for lp, (values, tops) in zip(found, moved[1:] + moved[:1], strict=True):
+        lp["token_logprobs"], lp["top_logprobs"] = values, tops
+    return body
+
+
 _SIGHTINGS: dict[str, int] = {}
 
 
@@ -510,6 +528,86 @@ def stream_logprobs_differ(path: str, request: dict[str, Any], event: Any) -> An
     return event
 
 
+FLOAT32_LOWEST = -3.4028234663852886e38
+
+
+def stream_placeholder_logprobs(path: str, request: dict[str, Any], event: Any) -> Any:
+    """Chosen tokens' logprobs in chunks replaced by placeholders while their alternatives
+    keep the true values: 0.0 ("certain") for a token below -0.01, float32's lowest value
+    for the rest."""
+    def placeholder(value: Any) -> Any:
+        if not isinstance(value, float | int):
+            return value
+        return 0.0 if value < -0.01 else FLOAT32_LOWEST
+
+    for choice in choices(event):
+        lp = completion_logprobs(choice)
+        if lp is not None:
+            lp["token_logprobs"] = [placeholder(v) for v in lp["token_logprobs"]]
+        for entry in _chat_content(choice):
+            entry["logprob"] = placeholder(entry.get("logprob"))
+    return event
+
+
+def _logprob_chunk(event: Any) -> dict[str, Any] | None:
+    """The one choice of a chunk that carries logprob entries, or None."""
+    found = choices(event)
+    if len(found) != 1:
+        return None
+    lp = completion_logprobs(found[0])
+    if (lp is not None and lp["token_logprobs"]) or _chat_content(found[0]):
+        return found[0]
+    return None
+
+
+def _merge_into(first: dict[str, Any], second: dict[str, Any]) -> None:
+    """``second``'s tokens appended to ``first``, each given first's leading alternatives."""
+    if isinstance(first.get("delta"), dict):
+        first["delta"]["content"] = (first["delta"].get("content") or "") + (
+            (second.get("delta") or {}).get("content") or "")
+        entries = _chat_content(first)
+        top = entries[0].get("top_logprobs")
+        for entry in _chat_content(second):
+            first["logprobs"]["content"].append({**entry, "top_logprobs": copy.deepcopy(top)})
+    else:
+        first["text"] = (first.get("text") or "") + (second.get("text") or "")
+        into, more = first["logprobs"], second["logprobs"]
+        top = next((t for t in into.get("top_logprobs") or [] if isinstance(t, dict)), None)
+        count = len(more["token_logprobs"])
+        for key in ("tokens", "token_logprobs", "text_offset"):
+            if isinstance(into.get(key), list):
+                into[key] += list(more.get(key) or [None] * count)
+        if isinstance(into.get("top_logprobs"), list):
+            into["top_logprobs"] += [copy.deepcopy(top) for _ in range(count)]
+    first["finish_reason"] = second.get("finish_reason")
+
+
+def stream_chunks_merged(path: str, request: dict[str, Any], events: list[Any]) -> list[Any]:
+    """Each two consecutive chunks with logprobs sent as one multi-token chunk (as
+    speculative decoding or a stream interval above 1 sends them), the later token given
+    the first token's alternatives."""
+    out: list[Any] = []
+    pending: Any = None
+    for event in events:
+        choice = _logprob_chunk(event)
+        if choice is None:
+            out.append(event)
+            continue
+        if pending is None:
+            pending = event
+            out.append(event)
+            continue
+        first = _logprob_chunk(pending)
+        if first is not None and first.get("index", 0) == choice.get("index", 0) \
+                and ("delta" in first) == ("delta" in choice):
+            _merge_into(first, choice)
+            pending = None
+        else:
+            pending = event
+            out.append(event)
+    return out
+
+
 FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("null-logprobs", "completions logprobs: null whatever was asked",
           "LMDeploy >= 0.13 (lm-eval: TypeError: 'NoneType' object is not subscriptable)",
@@ -552,7 +650,14 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("stream-no-logprobs", "stream chunks without logprobs", "(synthetic)",
           ("STR-001",), chunk=stream_without_logprobs, properties=False),
     Fault("stream-logprobs-differ", "streamed logprobs 0.5 lower than non-streamed", "(synthetic)",
-          ("STR-001",), chunk=stream_logprobs_differ, properties=False),
+          ("STR-001", "STR-003"), chunk=stream_logprobs_differ),
+    Fault("stream-placeholder-logprobs", "chosen tokens' logprobs in stream chunks sent as "
+          "0.0 or float32's lowest value, their alternatives left true",
+          "sgl-project/sglang#5761; NVIDIA/TensorRT-LLM#2406 (logprobs always 0.000, streaming "
+          "too)", ("STR-001", "STR-003"), chunk=stream_placeholder_logprobs),
+    Fault("stream-chunks-merged", "two tokens per stream chunk, the second given the first's "
+          "alternatives", "sgl-project/sglang#39260 (multi-token chunks: speculative decoding, "
+          "stream_interval > 1)", ("STR-001", "STR-003"), stream=stream_chunks_merged),
     Fault("logprobs-after-temperature", "logprobs computed after temperature scaling",
           "SGLang, TGI (a legal mode: reported as INFO, never a failure)", ("SMP-003",),
           fatal=False, shows=("SMP-003", "processed"), json=logprobs_after_temperature,
@@ -584,6 +689,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("list-rows-swapped", "a list of prompts answered with two choices' logprobs "
           "exchanged", "sgl-project/sglang#1176 (choices' indices misassigned)",
           ("CONS-001",), json=list_rows_swapped, properties=False),
+    Fault("n-choices-logprobs-rotated", "each choice of n > 1 given the next choice's "
+          "logprobs, its tokens and text kept", "sgl-project/sglang#1176 (choices' indices "
+          "misassigned)", ("CONS-003",), json=n_choices_logprobs_rotated),
     Fault("stale-prefix-cache", "an echoed prompt seen before comes back with its rows "
           "0.7 nats off per earlier sighting",
           "vllm-project/vllm#3251, #8268 (stale prefix-cache rows)", ("CONS-001",),

@@ -120,6 +120,11 @@ async def _stream(
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
+    if any(f.stream is not None for f in faults):
+        for line in await _whole_stream(upstream, path, request_json, faults):
+            await response.write(line)
+        await response.write_eof()
+        return response
     chunk_faults = [f for f in faults if f.chunk is not None]
     async for line in upstream.content:
         if chunk_faults and line.startswith(b"data:"):
@@ -136,6 +141,32 @@ async def _stream(
         await response.write(line)
     await response.write_eof()
     return response
+
+
+async def _whole_stream(upstream: aiohttp.ClientResponse, path: str,
+                        request_json: dict[str, Any], faults: list[Fault]) -> list[bytes]:
+    """The stream read to its end, its events transformed together (faults that merge
+    chunks need to see the next one), as the lines to send."""
+    events: list[Any] = []
+    done = False
+    async for line in upstream.content:
+        payload = line[len(b"data:"):].strip() if line.startswith(b"data:") else b""
+        if payload == b"[DONE]":
+            done = True
+        elif payload:
+            try:
+                events.append(json.loads(payload))
+            except ValueError:
+                events.append(payload.decode(errors="replace"))
+    for fault in faults:
+        if fault.chunk is not None:
+            events = [fault.chunk(path, request_json, e) if isinstance(e, dict) else e
+                      for e in events]
+        if fault.stream is not None:
+            events = fault.stream(path, request_json, events)
+    lines = [b"data: " + (dumps(e) if isinstance(e, dict) else e.encode()) + b"\n\n"
+             for e in events]
+    return [*lines, b"data: [DONE]\n\n"] if done else lines
 
 
 def run(upstream: str, port: int, faults: list[Fault], host: str = "127.0.0.1",

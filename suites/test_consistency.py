@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cases import completion
+from cases import SEED, completion
+from forcing import judge_choices_forced
 
 from logprobe.client import Exchange
 from logprobe.invariants import consistency, shape
@@ -71,3 +72,16 @@ def test_same_prompt_among_concurrent_requests(api, model, judge):
     crowd = api.post_many([("/completions", _echo(model, p)) for p in [PROMPT, *OTHERS]])
     _compare(judge, [alone, crowd[0]], _values(judge, alone), _values(judge, crowd[0]),
              f"sent with {len(OTHERS)} other requests in flight")
+
+
+def test_each_choice_of_n_scores_its_own_tokens(api, model, judge, optional_tokenizer):
+    """n = 3 sampled at temperature 1: each choice's logprobs against its tokens echoed
+    after the prompt (CONS-003). A token-id prompt when the tokenizer is known, so no
+    choice is lost to retokenizing."""
+    prompt: Any = PROMPT
+    if optional_tokenizer is not None:
+        prompt = optional_tokenizer.encode(PROMPT, add_special_tokens=False)
+    exchange = api.completions(completion(model, prompt, n=3, temperature=1.0, seed=SEED,
+                                          max_tokens=8, logprobs=1))
+    judge.applicable(exchange, feature="n=3 with logprobs")
+    judge_choices_forced(judge, api, exchange, optional_tokenizer)

@@ -3,7 +3,9 @@
 Each example is a batch of requests sent together (so a property run costs
 the server's time, not round trips), then judged one by one by a judge of its
 own (the server may die between examples): the report keeps the last one
-made, the failing example. Profiles: ``ci`` (the default here: derandomised,
+made, the failing example. A greedy echo is sent again alone (CONS-001) and
+the choices of a sampled n > 1 request are scored again by echoes of their
+tokens (CONS-003). Profiles: ``ci`` (the default here: derandomised,
 few examples, the first failing example reported as found), ``dev`` and
 ``thorough`` (which shrink it); choose with ``--hypothesis-profile``. A
 failing example's report carries a ``curl`` reproducer beside hypothesis's
@@ -23,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from forcing import judge_choices_forced
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,13 +104,15 @@ def _judge_alone_again(judge: Judge, api: Any, exchange: Exchange) -> None:
 
 @given(data=st.data())
 def test_generated_completions(data, api, model, live_backend, vocab_size, logprobs_limit,
-                               request):
+                               optional_tokenizer, request):
     judge = new_judge(request, live_backend)
     strategy = completion_requests(model, max_logprobs=logprobs_limit, vocab_size=vocab_size)
     batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
     for exchange in api.post_many([("/completions", r) for r in batch]):
         _judge_valid(judge, exchange)
         _judge_alone_again(judge, api, exchange)
+        judge_choices_forced(judge, api, exchange, optional_tokenizer)
+        judge_choices_forced(judge, api, exchange, optional_tokenizer)
     _example_done(request, len(batch))
 
 
@@ -135,7 +140,7 @@ def test_generated_invalid_requests(data, api, model, live_backend, logprobs_lim
 
 
 @pytest.mark.parametrize("shape", PINNED_SHAPE_NAMES)
-def test_pinned_request_shape(shape, api, model, judge, logprobs_limit):
+def test_pinned_request_shape(shape, api, model, judge, logprobs_limit, optional_tokenizer):
     path, body, invalid = pinned_shapes(model, logprobs_limit)[shape]
     exchange = api.post(path, body)
     if invalid is not None:
@@ -143,3 +148,4 @@ def test_pinned_request_shape(shape, api, model, judge, logprobs_limit):
     else:
         _judge_valid(judge, exchange)
         _judge_alone_again(judge, api, exchange)
+        judge_choices_forced(judge, api, exchange, optional_tokenizer)

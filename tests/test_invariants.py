@@ -6,6 +6,7 @@ recorded vLLM response broken by the same fault transform the proxy applies.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import math
@@ -264,17 +265,49 @@ def test_stream_matches():
     events = [{"choices": [{"index": 0, "text": t, "logprobs": {
         "tokens": [t], "token_logprobs": [v], "top_logprobs": [top], "text_offset": [0]}}]}
         for t, v, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"], strict=True)]
-    assert streaming.check_stream_matches([*events, "[DONE]"], plain) == []
-    assert streaming.check_stream_matches(events, plain) == []  # [DONE] is STR-002's alone
+    assert streaming.check_stream_matches({}, [*events, "[DONE]"], plain) == []
+    assert streaming.check_stream_matches({}, events, plain) == []  # [DONE] is STR-002's alone
     dropped = [faults.stream_without_logprobs(COMPLETIONS, {}, e) for e in events]
-    assert streaming.check_stream_matches([*dropped, "[DONE]"], plain)[0].verdict is Verdict.IGNORED
+    assert streaming.check_stream_matches({}, [*dropped, "[DONE]"], plain)[0].verdict is Verdict.IGNORED
     _, _, plain2 = exchange(VLLM, "completions_logprobs5")
     events = [faults.stream_logprobs_differ(COMPLETIONS, {}, {"choices": [{"index": 0, "logprobs": {
         "tokens": [t], "token_logprobs": [v]}}]}) for t, v in zip(lp["tokens"], lp["token_logprobs"],
                                                                     strict=True)]
-    found = streaming.check_stream_matches([*events, "[DONE]"], plain2)
+    found = streaming.check_stream_matches({}, [*events, "[DONE]"], plain2)
     assert ids(found) == {"STR-001"} and "differ" in found[0].message
 
+
+
+def _stream_of(plain: dict) -> list:
+    """A recorded completions response as the one-token chunks a stream would carry."""
+    lp = plain["choices"][0]["logprobs"]
+    return [{"choices": [{"index": 0, "text": t, "logprobs": {
+        "tokens": [t], "token_logprobs": [v], "top_logprobs": [top], "text_offset": [o]}}]}
+        for t, v, top, o in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"],
+                                lp["text_offset"], strict=True)]
+
+
+def test_stream_positions_hold_together():
+    request, _, plain = exchange(VLLM, "completions_logprobs5")
+    streamed = {**request, "stream": True}
+    events = _stream_of(plain)
+    assembled = streaming.assemble_stream([*events, "[DONE]"])
+    assert assembled["choices"][0]["logprobs"] == plain["choices"][0]["logprobs"]
+    assert assembled["choices"][0]["text"] == plain["choices"][0]["text"]
+    assert streaming.check_stream_positions(streamed, [*events, "[DONE]"]) == []
+    placeholders = [faults.stream_placeholder_logprobs(COMPLETIONS, streamed, copy.deepcopy(e))
+                    for e in events]
+    found = streaming.check_stream_positions(streamed, placeholders)
+    assert ids(found) == {"STR-003"} and "VAL-003" in found[0].message
+    assert ids(streaming.check_stream_matches(streamed, placeholders, plain)) == {"STR-001"}
+    merged = faults.stream_chunks_merged(COMPLETIONS, streamed, copy.deepcopy(events))
+    assert len(merged) == (len(events) + 1) // 2
+    assert streaming.assemble_stream(merged)["choices"][0]["text"] == plain["choices"][0]["text"]
+    assert ids(streaming.check_stream_positions(streamed, merged)) == {"STR-003"}
+    found = streaming.check_stream_matches(streamed, merged, plain)
+    assert ids(found) == {"STR-001"} and "alternatives" in found[0].message
+    assert streaming.check_stream_positions(streamed, [{"choices": []}]).pop().verdict \
+        is Verdict.NA  # nothing streamed: nothing judged here (STR-001 compares)
 
 def test_error_object():
     _, status, body = exchange(VLLM, "chat_top_logprobs_25")
@@ -480,6 +513,24 @@ def test_same_prompt_consistency():
     unjudged = consistency.check_same_prompt([None], [None], "again")
     assert unjudged and all(v.verdict is Verdict.NA for v in unjudged)
 
+
+
+def test_each_choice_scores_its_own_tokens():
+    """CONS-003 on a recorded response made n = 2: the rotation fault gives choice 0 the
+    other choice's values, which an echo of choice 0's own tokens does not reproduce."""
+    from logprobe.invariants import consistency
+
+    request, _, response = exchange(VLLM, "completions_logprobs5")
+    request["n"] = 2
+    second = copy.deepcopy({**response["choices"][0], "index": 1})
+    second["logprobs"]["token_logprobs"] = [v - 1.0 for v in second["logprobs"]["token_logprobs"]]
+    response["choices"].append(second)
+    own = [list(c["logprobs"]["token_logprobs"]) for c in response["choices"]]
+    assert ids(consistency.check_choice_scores_its_tokens(own[0], own[0], 0)) == {"CONS-002"}
+    rotated = faults.n_choices_logprobs_rotated(COMPLETIONS, request, response)
+    moved = rotated["choices"][0]["logprobs"]["token_logprobs"]
+    assert moved == own[1]
+    assert "CONS-003" in ids(consistency.check_choice_scores_its_tokens(moved, own[0], 0))
 
 def test_unique_alternatives():
     request = {"messages": [], "logprobs": True, "top_logprobs": 2}
