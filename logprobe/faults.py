@@ -165,6 +165,41 @@ def sampled_dropped(path: str, request: dict[str, Any], body: Any) -> Any:
     return body
 
 
+def tokens_show_top_1(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Each position names its most likely alternative where another token was sampled,
+    the sampled token's logprob and the text kept."""
+    for _, lp in _each_completion_logprobs(body):
+        tokens = lp.get("tokens") or []
+        for p, top in enumerate(lp.get("top_logprobs") or []):
+            if isinstance(top, dict) and top and p < len(tokens):
+                tokens[p] = max(top, key=lambda k: top[k] if isinstance(top[k], float | int)
+                                else -math.inf)
+    for choice in choices(body):
+        for entry in _chat_content(choice):
+            alts = [a for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
+            if alts:
+                entry["token"], entry["bytes"] = alts[0].get("token"), alts[0].get("bytes")
+    return body
+
+
+_BYTE_LEVEL = str.maketrans({" ": "\u0120", "\n": "\u010a", "\t": "\u0109"})
+
+
+def raw_bpe_alternatives(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Alternatives spelled as raw byte-level BPE pieces (' the' as 'Ġthe', a newline as
+    'Ċ') while the chosen tokens stay decoded."""
+    for _, lp in _each_completion_logprobs(body):
+        lp["top_logprobs"] = [{k.translate(_BYTE_LEVEL): v for k, v in top.items()}
+                              if isinstance(top, dict) else top
+                              for top in lp.get("top_logprobs") or []]
+    for choice in choices(body):
+        for entry in _chat_content(choice):
+            for alt in entry.get("top_logprobs") or []:
+                if isinstance(alt, dict) and isinstance(alt.get("token"), str):
+                    alt["token"] = alt["token"].translate(_BYTE_LEVEL)
+    return body
+
+
 def _resize_chat_top(delta: int) -> JsonHook:
     def resize(path: str, request: dict[str, Any], body: Any) -> Any:
         if not _is_chat(path):
@@ -632,6 +667,11 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "(synthetic; lm-eval's greedy test then raises ValueError on an empty alternatives "
           "object)", ("CNT-001", "LMEVAL-001"),
           json=sampled_dropped),
+    Fault("tokens-show-top-1", "tokens name the most likely alternative, not the sampled "
+          "token (its logprob and the text kept)", "theroyallab/tabbyAPI#141",
+          ("VAL-003", "TXT-001"), json=tokens_show_top_1),
+    Fault("raw-bpe-alternatives", "alternatives spelled as raw BPE pieces ('Ġthe'), the chosen "
+          "tokens decoded", "InternLM/lmdeploy#2802", ("TXT-006",), json=raw_bpe_alternatives),
     Fault("chat-top-k-minus-1", "chat top_logprobs with k-1 entries",
           "InternLM/lmdeploy#1548", ("CNT-002",), json=_resize_chat_top(-1)),
     Fault("chat-top-k-plus-1", "chat top_logprobs with k+1 entries", "TGI on ties",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from logprobe.client import Exchange
 from logprobe.expectations import Expectation
@@ -96,6 +96,15 @@ class Judgement:
         return {i: why for i, why in self.unjudged.items() if i not in self.checked}
 
 
+class Reference(Protocol):
+    """What the judge needs of a second server (``logprobe.mirror.Mirror``, kept out of
+    this module's imports): an exchange's differences from the reference's answer to the
+    same request, and per field what was compared."""
+
+    def compare(self, exchange: Exchange) -> tuple[list[Violation], dict[str, dict[str, Any]]]:
+        ...
+
+
 class Judge:
     """Bound to one test: classify exchanges, run checks, raise on a violated MUST."""
 
@@ -104,10 +113,10 @@ class Judge:
         judgement: Judgement,
         on_transport_error: Callable[[], None] | None = None,
         expectations: list[Expectation] | None = None,
-        mirror: Any = None,
+        mirror: Reference | None = None,
     ):
         self.judgement = judgement
-        self._mirror = mirror  # logprobe.mirror.Mirror, with --reference-endpoint
+        self._mirror = mirror  # with --reference-endpoint
         self._on_transport_error = on_transport_error
         self._expectations = expectations or []
         self._reported: set[int] = set()  # exchanges whose own defects were recorded

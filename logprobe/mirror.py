@@ -15,7 +15,7 @@ from typing import Any
 
 from logprobe.client import Exchange, RecordingClient
 from logprobe.invariants.core import Violation
-from logprobe.invariants.differential import SAME, check_same_answer, field_deltas
+from logprobe.invariants.differential import SAME, check_same_answer, compare, field_deltas
 
 KEPT_DELTAS = 500  # per field and test, the largest; the summary needs no more
 
@@ -50,13 +50,14 @@ class Mirror:
             reference = self.client.post(exchange.endpoint, request)
             with self._lock:
                 self._answers[key] = reference
+        leaves = compare(exchange.json, reference.json)  # one walk for the check and the summary
         found = check_same_answer(exchange.status, exchange.json, reference.status,
                                   reference.json, (exchange.curl(), reference.curl()),
-                                  self.tolerance)
+                                  self.tolerance, leaves)
         if exchange.status != reference.status:
             return found, {"status": {"n": 1, "differ": 1, "deltas": []}}
         return found, {field: self._kept(deltas)
-                       for field, deltas in field_deltas(exchange.json, reference.json).items()}
+                       for field, deltas in field_deltas(leaves).items()}
 
     def _kept(self, deltas: list[float]) -> dict[str, Any]:
         """n, how many differ, and the largest finite nonzero differences (plain JSON)."""

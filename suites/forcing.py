@@ -23,27 +23,14 @@ from logprobe.invariants.access import (
 )
 from logprobe.invariants.core import nothing_to_judge
 from logprobe.judge import Judge
-
-_VOCABULARIES: dict[int, dict[str, int | None]] = {}
-
-
-def _vocabulary(tokenizer: Any) -> dict[str, int | None]:
-    """Decoded token string -> its id; None where two ids decode alike. Built once."""
-    key = id(tokenizer)
-    if key not in _VOCABULARIES:
-        table: dict[str, int | None] = {}
-        for i in range(len(tokenizer)):
-            text = tokenizer.decode([i])
-            table[text] = None if text in table else i
-        _VOCABULARIES[key] = table
-    return _VOCABULARIES[key]
+from logprobe.tokenizer import token_id_of_spelling
 
 
 def token_ids(tokens: list[Any], tokenizer: Any) -> list[int] | None:
     """The vocabulary id of each token string, or None if any is unreadable or ambiguous."""
     if tokenizer is None or not all(readable(t) for t in tokens):
         return None
-    table = _vocabulary(tokenizer)
+    table = token_id_of_spelling(tokenizer)
     ids = [table.get(t) for t in tokens]
     return None if None in ids else ids  # type: ignore[return-value]
 

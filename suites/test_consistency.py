@@ -10,7 +10,7 @@ from forcing import judge_choices_forced
 
 from logprobe.client import Exchange
 from logprobe.invariants import consistency, shape
-from logprobe.invariants.access import choices, completion_logprobs
+from logprobe.invariants.access import token_logprobs
 from logprobe.invariants.core import nothing_to_judge
 from logprobe.judge import Judge
 
@@ -29,10 +29,8 @@ def _echo(model: str, prompt: Any) -> dict[str, Any]:
 def _values(judge: Judge, exchange: Exchange, index: int = 0) -> list[Any] | None:
     """token_logprobs of the choice for prompt ``index``; None if it has none (ECHO-001 and
     the shape checks judge that)."""
-    body = judge.response(exchange, shape.check_completions_shape, feature="echo")
-    found = choices(body)
-    logprobs = completion_logprobs(found[index]) if index < len(found) else None
-    return logprobs["token_logprobs"] if logprobs else None
+    return token_logprobs(judge.response(exchange, shape.check_completions_shape,
+                                         feature="echo"), index)
 
 
 def _compare(judge: Judge, exchanges: list[Exchange], first: list[Any] | None,

@@ -30,9 +30,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logprobe.client import Exchange
-from logprobe.invariants import consistency, errors
-from logprobe.invariants.access import choices, completion_logprobs
-from logprobe.invariants.core import CATALOGUE
+from logprobe.invariants import asked, consistency, errors, text
+from logprobe.invariants.access import token_logprobs
+from logprobe.invariants.core import CATALOGUE, bind
 from logprobe.judge import Judge
 from logprobe.plugin import new_judge
 from logprobe.progress import Progress
@@ -43,6 +43,7 @@ from logprobe.strategies import (
     invalid_requests,
     pinned_shapes,
 )
+from logprobe.tokenizer import token_spellings
 
 BATCH = 4
 
@@ -71,17 +72,18 @@ def _example_done(request: pytest.FixtureRequest, judged: int) -> None:
     _PROGRESS[name].step(detail=f"({judged} requests judged)")
 
 
-def _judge_valid(judge: Judge, exchange: Exchange) -> None:
+@pytest.fixture(scope="session")
+def spellings(optional_tokenizer: Any) -> frozenset[str] | None:
+    """Every vocabulary token's spellings (TXT-006), when the tokenizer is known."""
+    return token_spellings(optional_tokenizer) if optional_tokenizer is not None else None
+
+
+def _judge_valid(judge: Judge, exchange: Exchange, spellings: frozenset[str] | None) -> None:
     if judge.refused(exchange):
         return  # a clean 4xx to a legal request: the server's stated limit, recorded
-    judge.applicable(exchange, feature="the generated request")
-
-
-def _all_token_logprobs(body: Any) -> list[Any] | None:
-    rows = [completion_logprobs(c) for c in choices(body)]
-    if not rows or any(r is None for r in rows):
-        return None
-    return [v for r in rows for v in r["token_logprobs"]]  # type: ignore[index]
+    also = [bind(text.check_token_spelling, spellings)] \
+        if spellings is not None and asked.logprobs(exchange.path, exchange.request_json) else []
+    judge.applicable(exchange, *also, feature="the generated request")
 
 
 def _judge_alone_again(judge: Judge, api: Any, exchange: Exchange) -> None:
@@ -92,11 +94,11 @@ def _judge_alone_again(judge: Judge, api: Any, exchange: Exchange) -> None:
             and request.get("logprobs") is not None and (request.get("n") or 1) == 1
             and not request.get("stream")):
         return
-    first = _all_token_logprobs(exchange.json)
+    first = token_logprobs(exchange.json)
     if first is None:
         return  # the checks above judged a response without logprobs
     alone = api.post(exchange.endpoint, request)
-    again = _all_token_logprobs(judge.ok(alone, feature="the same request again"))
+    again = token_logprobs(judge.ok(alone, feature="the same request again"))
     if again is not None:
         judge.check([exchange, alone], consistency.check_same_prompt, first, again,
                     "sent alone after a concurrent batch")
@@ -104,25 +106,24 @@ def _judge_alone_again(judge: Judge, api: Any, exchange: Exchange) -> None:
 
 @given(data=st.data())
 def test_generated_completions(data, api, model, live_backend, vocab_size, logprobs_limit,
-                               optional_tokenizer, request):
+                               optional_tokenizer, spellings, request):
     judge = new_judge(request, live_backend)
     strategy = completion_requests(model, max_logprobs=logprobs_limit, vocab_size=vocab_size)
     batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
     for exchange in api.post_many([("/completions", r) for r in batch]):
-        _judge_valid(judge, exchange)
+        _judge_valid(judge, exchange, spellings)
         _judge_alone_again(judge, api, exchange)
-        judge_choices_forced(judge, api, exchange, optional_tokenizer)
         judge_choices_forced(judge, api, exchange, optional_tokenizer)
     _example_done(request, len(batch))
 
 
 @given(data=st.data())
-def test_generated_chat(data, api, model, live_backend, logprobs_limit, request):
+def test_generated_chat(data, api, model, live_backend, logprobs_limit, spellings, request):
     judge = new_judge(request, live_backend)
     batch = data.draw(st.lists(chat_requests(model, max_top_logprobs=logprobs_limit),
                                min_size=BATCH, max_size=BATCH), label="requests")
     for exchange in api.post_many([("/chat/completions", r) for r in batch]):
-        _judge_valid(judge, exchange)
+        _judge_valid(judge, exchange, spellings)
     _example_done(request, len(batch))
 
 
@@ -140,12 +141,13 @@ def test_generated_invalid_requests(data, api, model, live_backend, logprobs_lim
 
 
 @pytest.mark.parametrize("shape", PINNED_SHAPE_NAMES)
-def test_pinned_request_shape(shape, api, model, judge, logprobs_limit, optional_tokenizer):
+def test_pinned_request_shape(shape, api, model, judge, logprobs_limit, optional_tokenizer,
+                              spellings):
     path, body, invalid = pinned_shapes(model, logprobs_limit)[shape]
     exchange = api.post(path, body)
     if invalid is not None:
         judge.rejection(exchange, CATALOGUE[invalid])
     else:
-        _judge_valid(judge, exchange)
+        _judge_valid(judge, exchange, spellings)
         _judge_alone_again(judge, api, exchange)
         judge_choices_forced(judge, api, exchange, optional_tokenizer)

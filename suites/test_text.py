@@ -1,6 +1,11 @@
-"""TXT: tokens, bytes and offsets line up with the text."""
+"""TXT: tokens, bytes and offsets line up with the text; every token string is spelled
+as the served tokenizer spells one vocabulary token."""
+
+import pytest
 
 from logprobe.invariants import text
+from logprobe.invariants.core import bind
+from logprobe.tokenizer import token_spellings
 
 
 def test_tokens_and_offsets_match_text(completion_top5, judge):
@@ -13,3 +18,10 @@ def test_echo_offsets_match_text(echo_top2, judge):
 
 def test_chat_bytes_decode_to_content(chat_top5, judge):
     judge.response(chat_top5, text.check_chat_bytes, feature="logprobs")
+
+
+@pytest.mark.parametrize("exchange", ["completion_top5", "echo_top2", "chat_top5"])
+def test_tokens_are_vocabulary_spellings(exchange, request, tokenizer, judge):
+    judge.response(request.getfixturevalue(exchange),
+                   bind(text.check_token_spelling, token_spellings(tokenizer)),
+                   feature="logprobs")

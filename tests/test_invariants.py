@@ -532,6 +532,40 @@ def test_each_choice_scores_its_own_tokens():
     assert moved == own[1]
     assert "CONS-003" in ids(consistency.check_choice_scores_its_tokens(moved, own[0], 0))
 
+
+def test_raw_bpe_pieces_are_not_decoded_text():
+    """TXT-006 with the good response's own strings as the vocabulary's spellings: the
+    raw-BPE fault's keys read back to them; vLLM's spelling of a token that completes a
+    multi-byte character ('đ', also byte 0x11's piece) is not taken for a raw piece."""
+    for path, name in ((COMPLETIONS, "completions_logprobs5"), (CHAT, "chat_logprobs_top3")):
+        request, _, response = exchange(VLLM, name)
+        spellings = {t for _, t in text._token_strings(response)} | {"\x11"}
+        assert text.check_token_spelling(request, response, spellings) == []
+        bad = faults.raw_bpe_alternatives(path, request, copy.deepcopy(response))
+        found = text.check_token_spelling(request, bad, spellings)
+        assert ids(found) == {"TXT-006"} and "\u0120" in "".join(found[0].actual), found
+    odd = {"choices": [{"index": 0, "logprobs": {"tokens": ["\u0111"], "token_logprobs": [-1.0],
+                                                 "top_logprobs": [{"\u0111": -1.0}]}}]}
+    assert text.check_token_spelling({}, odd, {"\x11"}) == []
+    assert text.read_as_raw_piece("\u2581the") == [" the"]
+
+
+def test_tokens_showing_the_most_likely_alternative():
+    """The tokens-show-top-1 fault on a recorded sampled position: the token named is no
+    longer the one whose logprob is given (VAL-003), nor the text's (TXT-001)."""
+    request, _, response = exchange(VLLM, "completions_logprobs5")
+    lp = response["choices"][0]["logprobs"]
+    top = lp["top_logprobs"][1]
+    runner_up = sorted(top, key=top.get)[-2]  # make position 1 a sampled runner-up
+    lp["tokens"][1], lp["token_logprobs"][1] = runner_up, top[runner_up]
+    response["choices"][0]["text"] = "".join(lp["tokens"])
+    request["temperature"] = 1.0
+    assert not ids(values.check_alternatives(request, response), Level.MUST)
+    assert not ids(text.check_completions_text(request, response), Level.MUST) & {"TXT-001"}
+    bad = faults.tokens_show_top_1(COMPLETIONS, request, response)
+    assert "VAL-003" in ids(values.check_alternatives(request, bad))
+    assert "TXT-001" in ids(text.check_completions_text(request, bad))
+
 def test_unique_alternatives():
     request = {"messages": [], "logprobs": True, "top_logprobs": 2}
 
@@ -560,5 +594,5 @@ def test_differential_compares_value_by_value():
     assert ids(found) == {"DIFF-001"} and "token_logprobs[1]" in found[0].message
     assert "curl a" in found[0].message and "curl b" in found[0].message
     assert ids(differential.check_same_answer(200, body, 500, other, curls)) == {"DIFF-001"}
-    fields = differential.field_deltas(body, other)
+    fields = differential.field_deltas(differential.compare(body, other))
     assert max(fields["token_logprobs"]) > 0.049 and max(fields["text"]) == 0

@@ -17,11 +17,12 @@ from logprobe.strategies import pinned_shapes
 
 # What the property suite (generated requests and pinned shapes) judges: the registered
 # exchange checks' invariants, those of the invalid request shapes, a greedy echo sent
-# again alone (CONS-001) and a sampled n > 1 request's choices echoed again (CONS-003).
+# again alone (CONS-001), a sampled n > 1 request's choices echoed again (CONS-003) and,
+# the tokenizer known (as in these runs), the tokens' spelling (TXT-006).
 PROPERTY_INVARIANTS = {i.id for r in REGISTRY.values() if r.when is not None
                        for i in r.invariants} | \
     {inv for _, _, inv in pinned_shapes("m", 20).values() if inv is not None} | \
-    {"CONS-001", "CONS-003"}
+    {"CONS-001", "CONS-003", "TXT-006"}
 
 
 def test_embedded_vllm_passes_every_must(direct_run):

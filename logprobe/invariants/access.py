@@ -37,6 +37,17 @@ def completion_logprobs(choice: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def token_logprobs(response: Any, index: int | None = None) -> list[Any] | None:
+    """The completions token_logprobs of choice ``index`` (by position in ``choices``), or
+    of every choice joined when ``index`` is None; None when one of them has none."""
+    found = choices(response)
+    picked = found if index is None else found[index:index + 1]
+    rows = [completion_logprobs(c) for c in picked]
+    if not rows or any(r is None for r in rows):
+        return None
+    return [v for r in rows for v in r["token_logprobs"]]  # type: ignore[index]
+
+
 def chat_content(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The chat ``logprobs.content`` list of a choice, or None."""
     logprobs = choice.get("logprobs")

@@ -41,10 +41,14 @@ SAME = 1e-3
 IGNORED = frozenset({"id", "created", "system_fingerprint", "model", "service_tier"})
 
 
-def compare(a: Any, b: Any, where: str = "") -> list[tuple[str, str, Any, Any, float]]:
+# (location, field, this value, the reference's, |difference|)
+Leaf = tuple[str, str, Any, Any, float]
+
+
+def compare(a: Any, b: Any, where: str = "") -> list[Leaf]:
     """Every leaf of two JSON bodies, walked together: (location, field, a, b, |a - b|)
     for numbers (inf when one side is not a number) and (…, 0 or inf) for other values."""
-    out: list[tuple[str, str, Any, Any, float]] = []
+    out: list[Leaf] = []
     field = where.rsplit(".", 1)[-1].split("[", 1)[0] if where else ""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b), key=str):
@@ -65,23 +69,26 @@ def compare(a: Any, b: Any, where: str = "") -> list[tuple[str, str, Any, Any, f
     return out
 
 
-def field_deltas(body: Any, ref_body: Any) -> dict[str, list[float]]:
-    """Per field, every |difference| between the two bodies (0 for equal values)."""
+def field_deltas(leaves: list[Leaf]) -> dict[str, list[float]]:
+    """Per field, every |difference| among ``compare``'s leaves (0 for equal values)."""
     fields: dict[str, list[float]] = {}
-    for _, field, _, _, delta in compare(body, ref_body):
+    for _, field, _, _, delta in leaves:
         fields.setdefault(field or "body", []).append(delta)
     return fields
 
 
 @checks(DIFF_001)
 def check_same_answer(status: int | None, body: Any, ref_status: int | None, ref_body: Any,
-                      curls: tuple[str, str], tolerance: float = SAME) -> list[Violation]:
-    """One violation per exchange that differs, naming up to 8 differences and both curls."""
+                      curls: tuple[str, str], tolerance: float = SAME,
+                      leaves: list[Leaf] | None = None) -> list[Violation]:
+    """One violation per exchange that differs, naming up to 8 differences and both curls.
+    ``leaves``: ``compare(body, ref_body)`` when the caller walked the bodies already."""
     both = f"\n    this server: {curls[0]}\n    reference:   {curls[1]}"
     if status != ref_status:
         return [Violation(DIFF_001, f"HTTP {status} here, {ref_status} from the reference{both}",
                           expected=ref_status, actual=status)]
-    differing = sorted((leaf for leaf in compare(body, ref_body) if leaf[4] > tolerance),
+    leaves = compare(body, ref_body) if leaves is None else leaves
+    differing = sorted((leaf for leaf in leaves if leaf[4] > tolerance),
                        key=lambda leaf: -leaf[4])
     if not differing:
         return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any
 
 from logprobe.invariants import asked
@@ -33,6 +34,15 @@ TXT_004 = invariant(
     "TXT-004", Level.INFO,
     "with echo off, text_offset counts from the prompt start (OpenAI) or from the returned text",
     "OpenAI counts from the prompt; vLLM from the returned text",
+)
+
+TXT_006 = invariant(
+    "TXT-006", Level.MUST,
+    "tokens and alternatives are decoded text, never raw BPE pieces: a string that is no "
+    "vocabulary token's spelling but becomes one read as byte-level BPE ('Ġthe') or "
+    "SentencePiece ('▁the') is a raw piece",
+    "InternLM/lmdeploy#2802 (alternatives in raw BPE beside decoded chosen tokens); lm-eval "
+    "compares alternatives with continuation tokens as strings (is_greedy)",
 )
 
 
@@ -149,3 +159,73 @@ def check_chat_bytes(request: dict[str, Any], response: Any) -> list[Violation]:
     if not judged:
         return nothing_to_judge("no chat logprobs content with message text", TXT_002)
     return found
+
+
+def _token_strings(response: Any) -> list[tuple[str, Any]]:
+    """(where, token string) for every chosen token and alternative, of either shape."""
+    found: list[tuple[str, Any]] = []
+    for choice in choices(response):
+        i = choice.get("index")
+        logprobs = completion_logprobs(choice)
+        if logprobs is not None:
+            found += [(f"choices[{i}].logprobs.tokens[{p}]", t)
+                      for p, t in enumerate(logprobs.get("tokens") or [])]
+            for p, top in enumerate(logprobs.get("top_logprobs") or []):
+                if isinstance(top, dict):
+                    found += [(f"choices[{i}].logprobs.top_logprobs[{p}]", k) for k in top]
+        for p, entry in enumerate(chat_content(choice) or []):
+            found.append((f"choices[{i}].logprobs.content[{p}]", entry.get("token")))
+            found += [(f"choices[{i}].logprobs.content[{p}].top_logprobs", a.get("token"))
+                      for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
+    return found
+
+
+def _byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level BPE alphabet, character -> byte: printable bytes stand for
+    themselves, the rest (space, newline, ...) for the characters from U+0100 on."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    rest = [b for b in range(256) if b not in printable]
+    return {**{chr(b): b for b in printable}, **{chr(256 + n): b for n, b in enumerate(rest)}}
+
+
+_BYTE_LEVEL = _byte_level_alphabet()
+
+
+def read_as_raw_piece(token: str) -> list[str]:
+    """What ``token`` would decode to were it a raw BPE piece (byte-level, SentencePiece),
+    where that reading changes it and is valid text. Only a string with an ASCII letter or
+    digit is read: alone, a character such as 'đ' is both a byte-level piece (byte 0x11)
+    and the text vLLM gives the token that completes it."""
+    readings: list[str] = []
+    if not any(ch.isascii() and ch.isalnum() for ch in token):
+        return readings
+    if all(ch in _BYTE_LEVEL for ch in token):
+        try:
+            decoded = bytes(_BYTE_LEVEL[ch] for ch in token).decode("utf-8")
+        except UnicodeDecodeError:
+            decoded = token
+        if decoded != token:
+            readings.append(decoded)
+    if "\u2581" in token:
+        readings.append(token.replace("\u2581", " "))
+    return readings
+
+
+@checks(TXT_006)
+def check_token_spelling(request: dict[str, Any], response: Any,
+                         spellings: Collection[str]) -> list[Violation]:
+    """``spellings``: ``tokenizer.token_spellings`` of the served model's tokenizer (bind
+    it). Only a string that reads as a raw piece of a real token is judged wrong: a server
+    legitimately spells a token that completes a multi-byte character as the character,
+    which no token decodes to alone."""
+    judged = [(where, t) for where, t in _token_strings(response) if readable(t)]
+    if not judged:
+        return nothing_to_judge("no readable token or alternative", TXT_006)
+    raw = [(where, t) for where, t in judged if t not in spellings
+           and any(r in spellings for r in read_as_raw_piece(t))]
+    if not raw:
+        return []
+    return [Violation(TXT_006, f"{len(raw)} of {len(judged)} token strings are raw BPE pieces "
+                      "of vocabulary tokens, not their decoded text", location=raw[0][0],
+                      actual=sorted({t for _, t in raw})[:8])]
