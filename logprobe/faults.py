@@ -458,6 +458,25 @@ def n_choices_logprobs_rotated(path: str, request: dict[str, Any], body: Any) ->
     return body
 
 
+def tokens_past_stop(path: str, request: dict[str, Any], body: Any) -> Any:
+    """A choice ended by a stop string keeps two more tokens after it, with their logprobs
+    (the last two entries again), as speculative decoding's accepted batch left them."""
+    if not (_is_completions(path) and request.get("stop")):
+        return body
+    for choice, lp in _each_completion_logprobs(body):
+        tokens = lp.get("tokens") or []
+        if choice.get("finish_reason") != "stop" or len(tokens) < 2:
+            continue
+        for key in ("tokens", "token_logprobs", "top_logprobs"):
+            if isinstance(lp.get(key), list):
+                lp[key] += copy.deepcopy(lp[key][-2:])
+        offsets = lp.get("text_offset")
+        if isinstance(offsets, list) and offsets and isinstance(offsets[-1], int):
+            for p in range(len(offsets), len(tokens)):
+                offsets.append(offsets[p - 1] + len(tokens[p - 1]))
+    return body
+
+
 _SIGHTINGS: dict[str, int] = {}
 
 
@@ -732,6 +751,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("n-choices-logprobs-rotated", "each choice of n > 1 given the next choice's "
           "logprobs, its tokens and text kept", "sgl-project/sglang#1176 (choices' indices "
           "misassigned)", ("CONS-003",), json=n_choices_logprobs_rotated),
+    Fault("tokens-past-stop", "a choice ended by a stop string keeps two more tokens after it, "
+          "with their logprobs", "vllm-project/vllm#47616 (speculative decoding), "
+          "NVIDIA/TensorRT-LLM#18190", ("TXT-007",), json=tokens_past_stop),
     Fault("stale-prefix-cache", "an echoed prompt seen before comes back with its rows "
           "0.7 nats off per earlier sighting",
           "vllm-project/vllm#3251, #8268 (stale prefix-cache rows)", ("CONS-001",),

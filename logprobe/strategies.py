@@ -158,6 +158,8 @@ def pinned_shapes(model: str, logprobs_limit: int) -> dict[str, PinnedShape]:
         "completions-echo": ("/completions", {**prompt, "echo": True, "logprobs": 1,
                                               "max_tokens": 1}, None),
         "completions-stream": ("/completions", {**prompt, "logprobs": k, "stream": True}, None),
+        "completions-stop": ("/completions", {**prompt, "logprobs": k, "max_tokens": 8,
+                                              "stop": [" city", "\n"]}, None),
         "completions-n-sampled": ("/completions", {**prompt, "n": 3, "temperature": 1,
                                                    "seed": 1234, "logprobs": k}, None),
         "chat-top-logprobs": ("/chat/completions", {**chat, "logprobs": True,

@@ -2,6 +2,7 @@
 as the served tokenizer spells one vocabulary token."""
 
 import pytest
+from cases import completion
 
 from logprobe.invariants import text
 from logprobe.invariants.core import bind
@@ -14,6 +15,13 @@ def test_tokens_and_offsets_match_text(completion_top5, judge):
 
 def test_echo_offsets_match_text(echo_top2, judge):
     judge.response(echo_top2, text.check_completions_text, feature="echo")
+
+
+def test_stop_string_ends_the_logprobs(api, model, judge):
+    """Greedy text that meets a stop string: its tokens may be kept (TXT-005, INFO), none
+    generated after it (TXT-007)."""
+    exchange = api.completions(completion(model, logprobs=1, stop=[" city", "\n"]))
+    judge.response(exchange, text.check_completions_text, feature="logprobs with a stop string")
 
 
 def test_chat_bytes_decode_to_content(chat_top5, judge):

@@ -566,6 +566,26 @@ def test_tokens_showing_the_most_likely_alternative():
     assert "VAL-003" in ids(values.check_alternatives(request, bad))
     assert "TXT-001" in ids(text.check_completions_text(request, bad))
 
+
+def test_tokens_past_the_stop_string():
+    """TXT-007 on vLLM's answer to a stop string (its tokens kept, as vLLM keeps them) and
+    on the same answer with two tokens after the stop (the tokens-past-stop fault)."""
+    request = {"prompt": "Once upon a time", "logprobs": 1, "stop": [" city", "\n"]}
+    good = {"choices": [{"index": 0, "text": ", the", "finish_reason": "stop", "logprobs": {
+        "tokens": [",", " the", " city"], "token_logprobs": [-0.07, -1.8, -2.8],
+        "top_logprobs": [{",": -0.07}, {" the": -1.8}, {" city": -2.8}],
+        "text_offset": [0, 1, 5]}}]}
+    assert not ids(text.check_completions_text(request, good), Level.MUST)
+    bad = faults.tokens_past_stop(COMPLETIONS, request, copy.deepcopy(good))
+    assert bad["choices"][0]["logprobs"]["text_offset"] == [0, 1, 5, 10, 14]
+    found = [v for v in text.check_completions_text(request, bad) if v.id == "TXT-007"]
+    assert found and found[0].actual == [" the", " city"]
+    dropped = copy.deepcopy(good)  # OpenAI drops the stop string's tokens: nothing to judge
+    for key in ("tokens", "token_logprobs", "top_logprobs", "text_offset"):
+        dropped["choices"][0]["logprobs"][key].pop()
+    unjudged = [v for v in text.check_completions_text(request, dropped) if v.id == "TXT-007"]
+    assert unjudged and unjudged[0].verdict is Verdict.NA
+
 def test_unique_alternatives():
     request = {"messages": [], "logprobs": True, "top_logprobs": 2}
 

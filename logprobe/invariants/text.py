@@ -30,6 +30,14 @@ TXT_005 = invariant(
     "when a stop string ends the text, whether logprobs still list the stop string's tokens",
     "vLLM keeps them (the text is trimmed, the tokens are not); OpenAI drops them",
 )
+TXT_007 = invariant(
+    "TXT-007", Level.MUST,
+    "when a stop string ends the text, logprobs list no token that starts after the stop "
+    "string: the tokens may run through the one that completes it, no further",
+    "vllm-project/vllm#47616 (tokens generated past a stop string kept, with their "
+    "logprobs, under speculative decoding); NVIDIA/TensorRT-LLM#18190 (logprobs left longer "
+    "than the tokens after stop words were trimmed)",
+)
 TXT_004 = invariant(
     "TXT-004", Level.INFO,
     "with echo off, text_offset counts from the prompt start (OpenAI) or from the returned text",
@@ -51,7 +59,7 @@ def plain_tokens(tokens: list[Any]) -> bool:
     return all(readable(t) for t in tokens)
 
 
-@checks(TXT_001, TXT_003, TXT_004, TXT_005, when=asked.completions_logprobs)
+@checks(TXT_001, TXT_003, TXT_004, TXT_005, TXT_007, when=asked.completions_logprobs)
 def check_completions_text(request: dict[str, Any], response: Any) -> list[Violation]:
     found: list[Violation] = []
     judged: set[str] = set()
@@ -75,6 +83,14 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
                 found.append(Violation(TXT_005, "the stop string's tokens stay in logprobs "
                                        "after it was trimmed from the text", location=where,
                                        expected=text, actual=joined))
+            past = _past_the_stop(tokens, text, request["stop"])
+            if past is not None:
+                judged.add(TXT_007.id)
+                if past:
+                    found.append(Violation(
+                        TXT_007, f"{len(past)} token(s) generated after the stop string keep "
+                        "their logprobs", location=f"{where}.tokens[{len(tokens) - len(past)}]",
+                        expected=text, actual=past))
             continue
         if not echo and choice.get("finish_reason") == "length":
             judged.add(TXT_001.id)
@@ -113,8 +129,28 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
                 break
     why = ("no completions logprobs with plainly decoded tokens and text" if not judged
            else "the response had nothing this rule applies to (echo, a stop string, offsets)")
-    return found + nothing_to_judge(why, *(inv for inv in (TXT_001, TXT_003, TXT_004, TXT_005)
-                                           if inv.id not in judged))
+    return found + nothing_to_judge(why, *(inv for inv in (TXT_001, TXT_003, TXT_004, TXT_005,
+                                                           TXT_007) if inv.id not in judged))
+
+
+def _past_the_stop(tokens: list[str], text: str, stop: Any) -> list[str] | None:
+    """The tokens that start after the stop string that ended ``text``; None when the
+    tokens do not show which stop string that was (a server that drops its tokens, as
+    OpenAI does, leaves nothing to judge)."""
+    joined = "".join(tokens)
+    if not joined.startswith(text) or joined == text:
+        return None
+    stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)]
+    matched = [s for s in stops if s and joined[len(text):].startswith(s)]
+    if not matched:
+        return None
+    end = len(text) + max(len(s) for s in matched)
+    start = 0
+    for p, token in enumerate(tokens):
+        if start >= end:
+            return tokens[p:]
+        start += len(token)
+    return []
 
 
 def _lossy(text: str) -> str:
