@@ -529,6 +529,18 @@ def batch_500(path: str, request: dict[str, Any], status: int, body: bytes) -> t
     return status, body
 
 
+def token_ids_500(path: str, request: dict[str, Any], status: int,
+                  body: bytes) -> tuple[int, bytes]:
+    """A token-id prompt answered with a 500, as llama-cpp-python's validation fails it."""
+    prompt = request.get("prompt")
+    if _is_completions(path) and isinstance(prompt, list) and prompt \
+            and all(isinstance(i, int) for i in prompt):
+        error = {"error": {"message": "1 validation error for CreateCompletionRequest",
+                           "type": "internal_server_error", "param": None, "code": None}}
+        return 500, json.dumps(error).encode()
+    return status, body
+
+
 CAPPED_LOGPROBS = 5
 
 
@@ -758,6 +770,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "0.7 nats off per earlier sighting",
           "vllm-project/vllm#3251, #8268 (stale prefix-cache rows)", ("CONS-001",),
           json=stale_prefix_cache),
+    Fault("token-ids-500", "a token-id prompt answered with a 500", "llama-cpp-python 0.3.36",
+          ("ERR-004",), raw=token_ids_500),
     Fault("batch-500", "a list of prompts answered with a 500", "llama-cpp-python 0.3.36",
           ("ERR-004",), raw=batch_500, properties=False),
 ]}

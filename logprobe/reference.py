@@ -25,6 +25,13 @@ class ReferenceModel:
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
+    def token_strings(self, ids: list[int]) -> list[str]:
+        """Each id as it reads in place (what a server's echo lists for it): the text it
+        adds to the decoded ids before it."""
+        texts = [self.tokenizer.decode(ids[:n]) for n in range(len(ids) + 1)]
+        return [texts[n + 1][len(texts[n]):] if texts[n + 1].startswith(texts[n]) else ""
+                for n in range(len(ids))]
+
     def prompt_logprobs(self, ids: list[int]) -> list[float | None]:
         """log P(ids[p] | ids[:p]) for every position: None at 0, as an echo gives it."""
         torch = self._torch

@@ -17,12 +17,13 @@ from logprobe.strategies import pinned_shapes
 
 # What the property suite (generated requests and pinned shapes) judges: the registered
 # exchange checks' invariants, those of the invalid request shapes, a greedy echo sent
-# again alone (CONS-001), a sampled n > 1 request's choices echoed again (CONS-003) and,
-# the tokenizer known (as in these runs), the tokens' spelling (TXT-006).
+# again alone (CONS-001), a sampled n > 1 request's choices echoed again (CONS-003), a 5xx
+# to any of them (ERR-004, the judge's transport classification) and, the tokenizer known
+# (as in these runs), the tokens' spelling (TXT-006).
 PROPERTY_INVARIANTS = {i.id for r in REGISTRY.values() if r.when is not None
                        for i in r.invariants} | \
     {inv for _, _, inv in pinned_shapes("m", 20).values() if inv is not None} | \
-    {"CONS-001", "CONS-003", "TXT-006"}
+    {"CONS-001", "CONS-003", "ERR-004", "TXT-006"}
 
 
 def test_embedded_vllm_passes_every_must(direct_run):
@@ -212,3 +213,14 @@ def test_property_tests_show_their_progress(served, tmp_path):
     assert run.returncode == 0, run.output[-3000:]
     steps = re.findall(r"test_generated_chat: examples: (\d+)/(\d+)", run.output)
     assert steps and steps[0][0] == "1" and steps[-1][0] == steps[-1][1], steps
+
+
+def test_oracle_judges_from_text_when_token_ids_are_refused(served, tmp_path):
+    """A server that answers token-id prompts with a 500 (llama-cpp-python) is still held
+    to the reference model, from text prompts: a softmax wrong everywhere is caught so."""
+    if not served.tokenizer:
+        pytest.skip("the oracle needs the embedded model's folder")
+    run = run_suite(served, tmp_path, "--fault=token-ids-500,softmax-scaled", "-k", "oracle")
+    [row] = [t for t in run.report["tests"] if "test_oracle.py" in t["nodeid"]]
+    assert row["data"]["oracle_prompts"].startswith("text (token-id prompts answered HTTP 500")
+    assert row["violated"] == ["ORACLE-001"], row
