@@ -55,8 +55,9 @@ def test_fault_is_caught_by_its_invariants(name, served, tmp_path):
     # The oracle (11 s of model loading a run) judges the faults it must catch, and the
     # non-fatal ones, which it must not fail; the rest are caught without it.
     oracle = not fault.fatal or any(t.startswith("ORACLE") for t in fault.trips)
+    # Three workers, as the conformance command runs the suite: a third of a run's time.
     run = run_suite(served, tmp_path, f"--fault={name}", "--hypothesis-profile=quick",
-                    oracle=oracle)
+                    "-n", "3", "--dist", "loadgroup", oracle=oracle)
     violated = run.violated()
     finding_ids = {f["invariant"] for f in run.findings()}
     caught = set(fault.trips) <= (violated | finding_ids)
