@@ -586,6 +586,15 @@ def test_tokens_past_the_stop_string():
     unjudged = [v for v in text.check_completions_text(request, dropped) if v.id == "TXT-007"]
     assert unjudged and unjudged[0].verdict is Verdict.NA
 
+
+def test_greedy_check_reads_a_short_tokens_list_without_raising():
+    """Checks never raise: fewer tokens than token_logprobs (SHAPE-002 judges that) leaves
+    the extra positions to the argmax rule alone."""
+    request, _, response = exchange(VLLM, "completions_logprobs5")
+    lp = response["choices"][0]["logprobs"]
+    lp["tokens"] = lp["tokens"][:1]
+    assert "SMP-001" not in ids(sampling.check_greedy_argmax(request, response))
+
 def test_unique_alternatives():
     request = {"messages": [], "logprobs": True, "top_logprobs": 2}
 

@@ -71,7 +71,8 @@ def check_greedy_argmax(request: dict[str, Any], response: Any) -> list[Violatio
                     continue
                 compared += 1
                 best = max((v for v in top.values() if is_number(v)), default=value)
-                token = (logprobs.get("tokens") or [None] * (p + 1))[p]
+                tokens = logprobs.get("tokens") or []
+                token = tokens[p] if p < len(tokens) else None  # fewer tokens: SHAPE-002's
                 where = f"choices[{i}].logprobs.token_logprobs[{p}]"
                 if value < best - EPS_TIE:
                     found.append(Violation(
