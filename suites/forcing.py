@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cases import echo_scoring
+
 from logprobe.client import Exchange
 from logprobe.invariants import consistency
 from logprobe.invariants.access import (
@@ -46,10 +48,7 @@ def forced_echo(request: dict[str, Any], tokens: list[Any], tokenizer: Any) -> d
         forced = prompt + "".join(tokens)
     else:
         forced = None
-    if forced is None:
-        return None
-    return {"model": request.get("model"), "prompt": forced, "echo": True, "max_tokens": 1,
-            "logprobs": 1, "temperature": 0}
+    return None if forced is None else echo_scoring(request.get("model"), forced)
 
 
 def forced_values(body: Any, tokens: list[Any]) -> list[Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cases import SEED, completion
+from cases import SEED, completion, echo_scoring
 from forcing import judge_choices_forced
 
 from logprobe.client import Exchange
@@ -20,10 +20,6 @@ OTHERS = ["Water boils at one hundred degrees", "The square root of sixteen is f
           "Mount Everest is the highest mountain", "A haiku has three lines of verse",
           "Light travels faster than sound", "The Pacific is the largest ocean",
           "Bees make honey from the nectar of flowers"]
-
-
-def _echo(model: str, prompt: Any) -> dict[str, Any]:
-    return completion(model, prompt, echo=True, max_tokens=1, logprobs=1)
 
 
 def _values(judge: Judge, exchange: Exchange, index: int = 0) -> list[Any] | None:
@@ -43,31 +39,31 @@ def _compare(judge: Judge, exchanges: list[Exchange], first: list[Any] | None,
 
 
 def test_same_prompt_sent_again(api, model, judge):
-    first = api.completions(_echo(model, PROMPT))
-    again = api.completions(_echo(model, PROMPT))
+    first = api.completions(echo_scoring(model, PROMPT))
+    again = api.completions(echo_scoring(model, PROMPT))
     _compare(judge, [first, again], _values(judge, first), _values(judge, again),
              "sent again (its prefix cached)")
 
 
 def test_same_prompt_after_one_sharing_its_prefix(api, model, judge):
-    first = api.completions(_echo(model, PROMPT))
-    other = api.completions(_echo(model, SHARES_ITS_PREFIX))
+    first = api.completions(echo_scoring(model, PROMPT))
+    other = api.completions(echo_scoring(model, SHARES_ITS_PREFIX))
     judge.ok(other, feature="echo")
-    again = api.completions(_echo(model, PROMPT))
+    again = api.completions(echo_scoring(model, PROMPT))
     _compare(judge, [first, other, again], _values(judge, first), _values(judge, again),
              "after a prompt sharing its prefix")
 
 
 def test_same_prompt_inside_a_list(api, model, judge):
-    alone = api.completions(_echo(model, PROMPT))
-    listed = api.completions(_echo(model, [OTHERS[0], PROMPT, OTHERS[1]]))
+    alone = api.completions(echo_scoring(model, PROMPT))
+    listed = api.completions(echo_scoring(model, [OTHERS[0], PROMPT, OTHERS[1]]))
     _compare(judge, [alone, listed], _values(judge, alone), _values(judge, listed, index=1),
              "second of a list of three prompts")
 
 
 def test_same_prompt_among_concurrent_requests(api, model, judge):
-    alone = api.completions(_echo(model, PROMPT))
-    crowd = api.post_many([("/completions", _echo(model, p)) for p in [PROMPT, *OTHERS]])
+    alone = api.completions(echo_scoring(model, PROMPT))
+    crowd = api.post_many([("/completions", echo_scoring(model, p)) for p in [PROMPT, *OTHERS]])
     _compare(judge, [alone, crowd[0]], _values(judge, alone), _values(judge, crowd[0]),
              f"sent with {len(OTHERS)} other requests in flight")
 

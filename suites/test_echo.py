@@ -1,6 +1,6 @@
 """ECHO: prompt logprobs returned with echo: true."""
 
-from cases import completion, first_logprobs
+from cases import completion, echo_scoring, first_logprobs
 
 from logprobe.invariants import echo, shape
 from logprobe.invariants.access import usage
@@ -28,10 +28,8 @@ def test_echo_max_tokens_zero(api, model, judge):
 
 
 def test_shared_prefix_same_logprobs(api, model, judge, tolerance):
-    first = api.completions(completion(model, "The cat sat on the mat and then it",
-                                       echo=True, max_tokens=1, logprobs=1))
-    second = api.completions(completion(model, "The cat sat on the mat but the dog",
-                                        echo=True, max_tokens=1, logprobs=1))
+    first = api.completions(echo_scoring(model, "The cat sat on the mat and then it"))
+    second = api.completions(echo_scoring(model, "The cat sat on the mat but the dog"))
     a = judge.response(first, echo.check_echo, feature="echo")
     b = judge.response(second, echo.check_echo, feature="echo")
     tokens_a = first_logprobs(a)["tokens"]

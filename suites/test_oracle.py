@@ -6,10 +6,8 @@ for a server of your own whose model you have, ``--reference-model none`` to tur
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from cases import completion, first_logprobs
+from cases import echo_scoring, first_logprobs
 
 from logprobe.invariants import oracle, shape
 from logprobe.invariants.core import nothing_to_judge
@@ -36,11 +34,11 @@ def test_prompt_logprobs_match_the_reference_model(api, model, reference, judge)
     (llama-cpp-python answers a 500) is judged from text prompts instead, on the prompts
     it tokenized exactly as the reference did; its refusal is ECHO/ERR's to judge."""
     prompts = [reference.encode(text) for text in TEXTS]
-    exchanges = api.post_many([("/completions", _echo(model, ids)) for ids in prompts])
+    exchanges = api.post_many([("/completions", echo_scoring(model, ids)) for ids in prompts])
     if any(e.status != 200 for e in exchanges):
         status = next(e.status for e in exchanges if e.status != 200)
         judge.measure("oracle_prompts", f"text (token-id prompts answered HTTP {status})")
-        exchanges = api.post_many([("/completions", _echo(model, text)) for text in TEXTS])
+        exchanges = api.post_many([("/completions", echo_scoring(model, text)) for text in TEXTS])
     server: list = []
     truth: list = []
     for ids, exchange in zip(prompts, exchanges, strict=True):
@@ -59,7 +57,3 @@ def test_prompt_logprobs_match_the_reference_model(api, model, reference, judge)
         return
     judge.measure("oracle", {"reference": truth, "server": server})
     judge.check(exchanges, oracle.check_against_reference, server, truth)
-
-
-def _echo(model: str, prompt: Any) -> dict[str, Any]:
-    return completion(model, prompt, echo=True, max_tokens=1, logprobs=1)
