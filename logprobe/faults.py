@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logprobe.invariants.access import chat_content, choices, completion_logprobs
+from logprobe.invariants.text import as_byte_level_piece
 
 JsonHook = Callable[[str, dict[str, Any], Any], Any]
 RequestHook = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -182,21 +183,18 @@ def tokens_show_top_1(path: str, request: dict[str, Any], body: Any) -> Any:
     return body
 
 
-_BYTE_LEVEL = str.maketrans({" ": "\u0120", "\n": "\u010a", "\t": "\u0109"})
-
-
 def raw_bpe_alternatives(path: str, request: dict[str, Any], body: Any) -> Any:
     """Alternatives spelled as raw byte-level BPE pieces (' the' as 'Ġthe', a newline as
     'Ċ') while the chosen tokens stay decoded."""
     for _, lp in _each_completion_logprobs(body):
-        lp["top_logprobs"] = [{k.translate(_BYTE_LEVEL): v for k, v in top.items()}
+        lp["top_logprobs"] = [{as_byte_level_piece(k): v for k, v in top.items()}
                               if isinstance(top, dict) else top
                               for top in lp.get("top_logprobs") or []]
     for choice in choices(body):
         for entry in _chat_content(choice):
             for alt in entry.get("top_logprobs") or []:
                 if isinstance(alt, dict) and isinstance(alt.get("token"), str):
-                    alt["token"] = alt["token"].translate(_BYTE_LEVEL)
+                    alt["token"] = as_byte_level_piece(alt["token"])
     return body
 
 

@@ -226,6 +226,13 @@ def _byte_level_alphabet() -> dict[str, int]:
 
 
 _BYTE_LEVEL = _byte_level_alphabet()
+_BYTE_LEVEL_CHAR = {b: ch for ch, b in _BYTE_LEVEL.items()}
+
+
+def as_byte_level_piece(text: str) -> str:
+    """``text`` spelled as a raw byte-level BPE piece (' the' as 'Ġthe'): the inverse of
+    what ``read_as_raw_piece`` reads back."""
+    return "".join(_BYTE_LEVEL_CHAR[b] for b in text.encode("utf-8"))
 
 
 def read_as_raw_piece(token: str) -> list[str]:
