@@ -9,6 +9,7 @@ server's process by pid: one boot per run however many workers there are.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,7 @@ class BackendOptions:
     faults: str | None
     log_dir: Path
     logprobs_limit: int | None = None  # given by the user: no probing
+    serve_args: str | None = None  # --serve-args: more flags for the booted server
     reference_model: str | None = None  # --reference-model: a hub id or folder, or "none"
 
 
@@ -132,15 +134,18 @@ def open_backend(options: BackendOptions) -> Backend:
             booted = launch(LaunchRequest(
                 backend=options.serve, log_dir=options.log_dir, model=options.serve_model,
                 api_key=options.api_key, command=options.serve_command,
-                ready_url=options.serve_ready_url))
+                ready_url=options.serve_ready_url,
+                extra_args=shlex.split(options.serve_args or "")))
             backend.process = booted.process
             booted.process.start()
             backend.identity = preflight(booted.base_url, options.api_key,
                                          options.model or booted.model)
             backend.identity.booted = options.serve
             if options.serve != "command":
+                told = backend.identity.identified_by  # what the server says of itself
                 backend.identity.family = options.serve
-                backend.identity.identified_by = f"booted here with --serve {options.serve}"
+                backend.identity.identified_by = f"booted here with --serve {options.serve}" + (
+                    f"; it says: {told}" if told else "")
             backend.identity.server_version = backend.identity.server_version or booted.version
             backend.tokenizer = booted.tokenizer
             if options.serve != "command" and options.serve_model is None:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from logprobe.client import normalise_base_url
+from logprobe.identity import Identity, identify
 
 EXIT_ENDPOINT_UNUSABLE = 6
 EXIT_SERVER_START_FAILED = 7
@@ -51,7 +52,7 @@ def preflight(
     try:
         with httpx.Client(timeout=timeout, headers=headers) as client:
             response = client.get(base_url + "/models")
-            version = _server_version(client, base_url)
+            told = _identify(client, base_url, response)
     except httpx.ConnectError as exc:
         hint = ""
         if base_url.startswith("https://") and ("SSL" in str(exc) or "TLS" in str(exc)):
@@ -66,11 +67,9 @@ def preflight(
             f"{base_url}/models answered {response.status_code}: pass --api-key "
             "(or set OPENAI_API_KEY)"
         )
-    family, evidence = None, None
     try:
         body = response.json()
         models = [m["id"] for m in body["data"] if isinstance(m, dict) and "id" in m]
-        family, evidence = identify(body, version)
     except (ValueError, KeyError, TypeError):
         excerpt = response.text[:200].replace("\n", " ")
         if model is None:
@@ -87,42 +86,29 @@ def preflight(
         base_url=base_url,
         model=model,
         models=models,
-        server_version=version,
+        server_version=told.version,
         server_header=response.headers.get("server"),
-        family=family,
-        identified_by=evidence,
+        family=told.family,
+        identified_by=told.evidence,
     )
 
 
-# How servers name themselves in GET /v1/models: the ``owned_by`` their code writes.
-# vLLM: "vllm" (vllm/entrypoints/openai/serving_models.py); llama-cpp-python: "me"
-# (llama_cpp/server/app.py); SGLang: "sglang"; LMDeploy: "lmdeploy".
-OWNED_BY_FAMILY = {"vllm": "vllm", "me": "llama-cpp", "sglang": "sglang", "lmdeploy": "lmdeploy"}
-
-
-def identify(models_body: Any, version: str | None) -> tuple[str | None, str | None]:
-    """(family, how it was told) from a /v1/models body and GET /version; (None, None) when
-    the server does not say (a gateway may hide it)."""
-    data = models_body.get("data") if isinstance(models_body, dict) else None
-    owners = {m.get("owned_by") for m in data or [] if isinstance(m, dict)}
-    for owner in sorted(o for o in owners if isinstance(o, str)):
-        family = OWNED_BY_FAMILY.get(owner)
-        if family:
-            told = f"GET /v1/models owned_by {owner!r}"
-            return family, told + (f", GET /version {version}" if version else "")
-    return None, None
-
-
-def _server_version(client: httpx.Client, base_url: str) -> str | None:
-    """vLLM and SGLang answer GET /version; others do not, which is fine."""
+def _identify(client: httpx.Client, base_url: str, models: httpx.Response) -> Identity:
+    """What the server says it is (:mod:`logprobe.identity`), asking its root routes."""
     root = base_url[: -len("/v1")]
+
+    def ask(path: str) -> Any:
+        try:
+            answer = client.get(root + path)
+            return answer.json() if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
     try:
-        response = client.get(root + "/version")
-        if response.status_code == 200:
-            return str(response.json().get("version"))
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return None
-    return None
+        body = models.json()
+    except ValueError:
+        body = None
+    return identify(body, models.headers.get("server"), ask)
 
 
 PROBE_HEADER = "X-Logprobe-Probe"

@@ -94,8 +94,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reference-api-key", default=None,
                     help="the reference endpoint's API key (default: none); never reported")
     group.addoption("--serve", default="vllm",
-                    help="backend to boot when no --endpoint is given: vllm, llama-cpp, "
-                    "transformers or command (default: vllm)")
+                    help="backend to boot when no --endpoint is given: vllm, llama-server, "
+                    "llama-cpp, transformers, sglang, lmdeploy, tgi or command (default: vllm)")
+    group.addoption("--serve-args", default=None, metavar="ARGS",
+                    help="more flags for the booted server, appended to its command line "
+                    "({model} stands for the served model), e.g. --serve llama-server "
+                    "--serve-args '-md {model} -ngld 0 --spec-type draft-simple'")
     group.addoption("--serve-model", default=None,
                     help="model for the booted server: a hub id or local path, passed as is "
                     "(default: the embedded SmolLM2-135M-Instruct, as a GGUF for llama-cpp)")
@@ -216,6 +220,7 @@ def _backend_options(config: pytest.Config) -> BackendOptions:
         serve_model=config.getoption("--serve-model"),
         serve_command=config.getoption("--serve-command"),
         serve_ready_url=config.getoption("--serve-ready-url"),
+        serve_args=config.getoption("--serve-args"),
         tokenizer=config.getoption("--tokenizer"), faults=config.getoption("--fault"),
         log_dir=_log_dir(config), logprobs_limit=config.getoption("--logprobs-limit"),
         reference_model=config.getoption("--reference-model"))
@@ -223,13 +228,16 @@ def _backend_options(config: pytest.Config) -> BackendOptions:
 
 def _open_backend(config: pytest.Config) -> Backend:
     """Open the backend or end the run with one line and a distinct exit code."""
-    from logprobe.launch.backends import LauncherUnavailable
     from logprobe.launch.model import ModelPreparationError
+    from logprobe.launch.programs import LauncherUnavailable, ServerNotInstalled
 
     try:
         backend = open_backend(_backend_options(config))
     except EndpointUnusable as exc:
         pytest.exit(f"logprobe: endpoint unusable: {exc}", returncode=EXIT_ENDPOINT_UNUSABLE)
+    except ServerNotInstalled as exc:
+        pytest.exit(f"logprobe: the server did not start: {exc}",
+                    returncode=EXIT_SERVER_START_FAILED)
     except ServerStartError as exc:
         pytest.exit(f"logprobe: the server did not start: {exc}", returncode=EXIT_SERVER_START_FAILED)
     except (LauncherUnavailable, ModelPreparationError) as exc:
@@ -446,6 +454,27 @@ def _settle_expectation(report: pytest.TestReport, expectation: Expectation,
                        f"or another one appeared\n{report.longrepr}")
 
 
+def _settle_stopped_by_expected(report: pytest.TestReport, judgement: Judgement,
+                                exc: BaseException | None) -> None:
+    """A test whose response broke a MUST that an expectation file names cannot use that
+    response for what it checks next (the chat shape on completions has no
+    ``token_logprobs`` to read): when it then stops on something that is not a verdict (a
+    KeyError, a TypeError), the known deviation stopped it, and the test is expected, with
+    that entry's reason. A verdict (another violation), a harness error, or an assertion
+    stays what it is."""
+    if not report.failed or exc is None or isinstance(exc, AssertionError | HarnessError):
+        return
+    if conformance_failure(exc)[0] is not None:
+        return
+    known = [(v, e) for v, e in judgement.expected if v.level is Level.MUST]
+    if not known:
+        return
+    violation, entry = known[0]
+    report.outcome = "skipped"
+    report.wasxfail = (f"stopped by the expected {violation.id} ({entry.reason}; {entry.evidence}): "
+                       f"the test could not go on ({type(exc).__name__}: {exc})")
+
+
 @pytest.hookimpl(specname="pytest_runtest_makereport", tryfirst=True)
 def pytest_runtest_makereport_concise(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -490,9 +519,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if "backend" not in getattr(item, "fixturenames", ()):
         return report  # not a conformance test (e.g. the project's own tests)
     expectation = item.stash.get(EXPECTATION_KEY, None)
+    judgement = item.stash.get(JUDGEMENT_KEY, None)
     if expectation is not None and report.when == "call":
         _settle_expectation(report, expectation, call.excinfo.value if call.excinfo else None)
-    judgement = item.stash.get(JUDGEMENT_KEY, None)
+    elif report.when == "call" and judgement is not None:
+        _settle_stopped_by_expected(report, judgement, call.excinfo.value if call.excinfo else None)
     if report.when == "call" or (report.when == "setup" and not report.passed):
         _record(item, report, call, judgement or Judgement())
     return report

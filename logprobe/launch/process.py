@@ -92,8 +92,10 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         startup_timeout: float = 600.0,
         name: str = "server",
+        redact: Sequence[str] = (),
     ) -> None:
         self.argv = list(argv)
+        self.redact = [secret for secret in redact if secret]  # never shown in a message
         self.health_url = health_url
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
@@ -115,6 +117,9 @@ class ServerProcess:
                 env=self.env,
                 start_new_session=True,
             )
+        except OSError as exc:  # no such program, not executable: the server did not start
+            raise ServerStartError(f"{self.name} could not be started: {exc}\n"
+                                   f"command: {self.command_line()}") from exc
         finally:
             log.close()
         with _live_lock:
@@ -124,6 +129,16 @@ class ServerProcess:
         except BaseException:
             self.stop()
             raise
+
+    def command_line(self) -> str:
+        return self.redacted(" ".join(self.argv))
+
+    def redacted(self, text: str) -> str:
+        """``text`` as messages show it: any secret (a framework whose key is only a flag, and
+        which may print its arguments into its log) replaced by ``***``."""
+        for secret in self.redact:
+            text = text.replace(secret, "***")
+        return text
 
     def _wait_healthy(self) -> None:
         assert self.proc is not None
@@ -135,8 +150,8 @@ class ServerProcess:
                 if code is not None:
                     raise ServerStartError(
                         f"{self.name} exited with code {code} before it was ready.\n"
-                        f"command: {' '.join(self.argv)}\n"
-                        f"last lines of {self.log_path}:\n{tail(self.log_path)}"
+                        f"command: {self.command_line()}\n"
+                        f"last lines of {self.log_path}:\n{self.redacted(tail(self.log_path))}"
                     )
                 try:
                     # 401: up, and asking for the key we hold (a keyed server's /v1/models)
@@ -149,7 +164,7 @@ class ServerProcess:
                     raise ServerStartError(
                         f"{self.name} was not healthy at {self.health_url} after "
                         f"{self.startup_timeout:.0f} s.\n"
-                        f"last lines of {self.log_path}:\n{tail(self.log_path)}"
+                        f"last lines of {self.log_path}:\n{self.redacted(tail(self.log_path))}"
                     )
                 time.sleep(0.5)
 
@@ -161,7 +176,7 @@ class ServerProcess:
         if self.proc is not None and self.proc.poll() is not None:
             raise ServerDiedError(
                 f"{self.name} died (exit code {self.proc.returncode}).\n"
-                f"last lines of {self.log_path}:\n{tail(self.log_path)}"
+                f"last lines of {self.log_path}:\n{self.redacted(tail(self.log_path))}"
             )
 
     def stop(self, grace: float = 10.0) -> None:

@@ -9,7 +9,11 @@ size (the default share of RAM fails), and ``--dtype float32``: in bf16 the CPU
 kernels score a token up to 0.12 nats differently in prefill (echo) than in
 decode, which would drown the 1e-2 tolerance of the echo-vs-generation checks;
 in float32 the two agree within 2e-5. On a GPU machine the same launcher runs
-``vllm serve MODEL`` with none of the CPU flags.
+``vllm serve MODEL`` with none of the CPU flags, started through the suite's own
+interpreter (``python -m vllm.entrypoints.cli.main serve``) when vLLM is importable
+there, else the ``vllm`` script beside that interpreter, else on PATH
+(:mod:`logprobe.launch.programs`): a venv that is not activated has no ``vllm`` on
+PATH, and the launcher once died of it with an INTERNALERROR.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 
 from logprobe.launch.model import EMBEDDED_MODEL_NAME, prepare_embedded_model
 from logprobe.launch.process import ServerProcess, free_port
+from logprobe.launch.programs import ServerNotInstalled, module_available, server_command
 
 DEFAULT_SEED = 0
 DEFAULT_MAX_LOGPROBS = 20
@@ -43,6 +48,19 @@ def gpu_available() -> bool:
     return listed.returncode == 0 and "GPU" in listed.stdout
 
 
+def program(gpu: bool) -> list[str]:
+    """How vLLM starts here: on a GPU ``python -m vllm.entrypoints.cli.main`` (then
+    ``serve MODEL``), or the ``vllm`` script; on a CPU the OpenAI server module, since the
+    CPU build's ``vllm`` script asks for a distribution named ``vllm`` and fails."""
+    if gpu:
+        return server_command(module="vllm.entrypoints.cli.main", script="vllm",
+                              install="pip install vllm")
+    if not module_available("vllm"):
+        raise ServerNotInstalled("--serve vllm on a CPU needs vLLM's CPU build in "
+                                 f"{sys.executable}: pip install 'logprobe[embedded]'")
+    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+
+
 @dataclass
 class VllmConfig:
     """A flat server configuration turned into command-line flags."""
@@ -60,7 +78,11 @@ class VllmConfig:
     startup_timeout: float = 600.0
 
     def resolved(self) -> VllmConfig:
-        """Fill in what was left to detection: the model folder, the port, the device."""
+        """Fill in what was left to detection: the device, the model folder, the port.
+
+        Raises ``ServerNotInstalled`` before anything is prepared when vLLM is missing."""
+        gpu = gpu_available() if self.gpu is None else self.gpu
+        program(gpu)
         model = self.model
         served = self.served_model_name
         if model is None:
@@ -74,7 +96,7 @@ class VllmConfig:
             seed=self.seed,
             max_logprobs=self.max_logprobs,
             api_key=self.api_key,
-            gpu=gpu_available() if self.gpu is None else self.gpu,
+            gpu=gpu,
             eager=self.eager,
             extra_args=list(self.extra_args),
             startup_timeout=self.startup_timeout,
@@ -82,10 +104,8 @@ class VllmConfig:
 
     def argv(self) -> list[str]:
         assert self.model is not None and self.port, "call resolved() first"
-        if self.gpu:
-            argv = ["vllm", "serve", self.model]
-        else:
-            argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model]
+        argv = program(bool(self.gpu))
+        argv += ["serve", self.model] if self.gpu else ["--model", self.model]
         argv += [
             "--host", self.host,
             "--port", str(self.port),
