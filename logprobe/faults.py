@@ -539,6 +539,27 @@ def token_ids_500(path: str, request: dict[str, Any], status: int,
     return status, body
 
 
+def max_tokens_zero_flat_400(path: str, request: dict[str, Any], status: int,
+                             body: bytes) -> tuple[int, bytes]:
+    """``max_tokens: 0`` refused with a 400 whose body is flat, not an OpenAI error object,
+    as LMDeploy 0.18.0 answers it (../shared/gpu-runs/lmdeploy-probe.txt)."""
+    if _is_completions(path) and request.get("max_tokens") == 0:
+        flat = {"message": "max_new_tokens must be at least 1, got 0.",
+                "type": "invalid_request_error", "code": 400, "param": None, "object": "error"}
+        return 400, json.dumps(flat).encode()
+    return status, body
+
+
+def max_tokens_zero_refused(path: str, request: dict[str, Any], status: int,
+                            body: bytes) -> tuple[int, bytes]:
+    """The same refusal with an OpenAI error object: a limitation ECHO-003 allows."""
+    if _is_completions(path) and request.get("max_tokens") == 0:
+        error = {"error": {"message": "max_new_tokens must be at least 1, got 0.",
+                           "type": "invalid_request_error", "param": "max_tokens", "code": None}}
+        return 400, json.dumps(error).encode()
+    return status, body
+
+
 CAPPED_LOGPROBS = 5
 
 
@@ -770,6 +791,14 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           json=stale_prefix_cache),
     Fault("token-ids-500", "a token-id prompt answered with a 500", "llama-cpp-python 0.3.36",
           ("ERR-004",), raw=token_ids_500),
+    Fault("max-tokens-zero-flat-400", "max_tokens 0 refused with a 400 whose body is a flat "
+          "{message, type, code}, not an OpenAI error object", "LMDeploy 0.18.0", ("ERR-004",),
+          raw=max_tokens_zero_flat_400),
+    Fault("max-tokens-zero-refused", "max_tokens 0 refused with a clean 400 (an OpenAI error "
+          "object): a limitation, reported", "LMDeploy 0.18.0 (with a flat body there)",
+          ("ERR-007",), fatal=False, shows=("ERR-007", "max_new_tokens must be at least 1"),
+          properties=False,
+          raw=max_tokens_zero_refused),
     Fault("batch-500", "a list of prompts answered with a 500", "llama-cpp-python 0.3.36",
           ("ERR-004",), raw=batch_500, properties=False),
 ]}

@@ -50,7 +50,8 @@ def _preflight(api, model, tokenizer, mmlu_tasks) -> list[Violation]:
         else context + " A"
     exchange = api.completions(lmeval.lmeval_request(model, prompt))
     lengths = [len(prompt)] if tokenizer else None
-    return lmeval.check_lmeval_response(exchange.request_json, exchange.json, lengths)
+    return lmeval.check_lmeval_response(exchange.request_json, exchange.json, lengths,
+                                        exchange.status)
 
 
 def test_mmlu_loglikelihood_through_lm_eval(backend, api, model, judge, mmlu_tasks,
@@ -97,7 +98,8 @@ def test_mmlu_loglikelihood_through_lm_eval(backend, api, model, judge, mmlu_tas
         body = _parse(exchange["body"])
         found += [Violation(v.invariant, v.message + f" (lm-eval request {json.dumps(prompt)[:80]})",
                             v.location, v.expected, v.actual, v.verdict)
-                  for v in lmeval.check_lmeval_response(exchange["request"], body, lengths)]
+                  for v in lmeval.check_lmeval_response(exchange["request"], body, lengths,
+                                                        exchange["status"])]
     if len(found) > 6:  # one defect repeats on every request: show a few, count the rest
         found = [*found[:6], Violation(lmeval.LMEVAL_001, f"... {len(found) - 6} more violations "
                                        f"over {len(completions)} lm-eval requests")]
@@ -169,7 +171,8 @@ def _parse(body: str) -> Any:
 def _first_unreadable(completions: list[dict[str, Any]]) -> str | None:
     for exchange in completions:
         body = _parse(exchange["body"])
-        crash = lmeval.predict_lmeval_crash(body, [1]) if body is not None else "not JSON"
+        crash = lmeval.predict_lmeval_crash(body, [1], exchange["status"]) if body is not None \
+            else "not JSON"
         if crash:
             return f"HTTP {exchange['status']} with {_logprobs_shape(body)}, where lm-eval raises {crash}"
     return None

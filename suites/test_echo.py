@@ -4,6 +4,7 @@ from cases import completion, echo_scoring, first_logprobs
 
 from logprobe.invariants import echo, shape
 from logprobe.invariants.access import usage
+from logprobe.invariants.core import nothing_to_judge
 
 
 def test_echo_covers_prompt(echo_top2, judge):
@@ -21,10 +22,17 @@ def test_echo_max_tokens_zero(api, model, judge):
     probe = api.completions(completion(model, prompt, max_tokens=1))
     prompt_tokens = usage(judge.ok(probe), "prompt_tokens")
     exchange = api.completions(completion(model, prompt, echo=True, max_tokens=0, logprobs=1))
+    # A refusal is classified as everywhere else (the properties send max_tokens 0 too): a
+    # clean 4xx with an OpenAI error object is the server's stated limit, recorded, and
+    # leaves ECHO-003 nothing to judge; a 4xx without one, or a 5xx, is an ERROR.
+    if judge.refused(exchange):
+        judge.record([exchange], [], nothing_to_judge(
+            "the server refused max_tokens 0 with a clean 4xx", echo.ECHO_003))
+        return
+    body = judge.ok(exchange, feature="max_tokens 0 with echo")
     judge.check(exchange, echo.check_echo_max_tokens_zero, exchange.request_json,
-                exchange.status, exchange.json, prompt_tokens)
-    if exchange.status == 200:
-        judge.check(exchange, echo.check_echo, exchange.request_json, exchange.json)
+                exchange.status, body, prompt_tokens)
+    judge.check(exchange, echo.check_echo, exchange.request_json, body)
 
 
 def test_shared_prefix_same_logprobs(api, model, judge, tolerance):

@@ -163,6 +163,27 @@ def test_chat_shape_predicts_keyerror():
     assert lmeval.predict_lmeval_crash(response, [1]) == "KeyError: 'token_logprobs'"
 
 
+def test_lmeval_raises_the_http_error_before_it_reads_a_refusal():
+    """LMDeploy 0.18.0 refused lm-eval's token-id prompts with this flat 400, and lm-eval raised
+    ClientResponseError: 400 (../shared/gpu-runs/lmdeploy-e2e-rawlp.json), not the KeyError
+    its body alone would give."""
+    refusal = {"message": "Request preprocessing failed.", "type": "invalid_request_error",
+               "code": 400, "param": None, "object": "error"}
+    assert lmeval.predict_lmeval_crash(refusal, [1]) == "KeyError: 'choices'"  # the body alone
+    assert lmeval.predict_lmeval_crash(refusal, [1], 400) == \
+        "ClientResponseError: 400, message='Bad Request'"
+    [violation] = lmeval.check_lmeval_response({"prompt": [1, 2]}, refusal, [2], 400)
+    assert violation.message == "lm-eval would raise ClientResponseError: 400, message='Bad Request'"
+    _, _, ok = exchange(VLLM, "completions_echo_lmeval_text")
+    assert lmeval.predict_lmeval_crash(ok, [1], 200) is None
+
+
+def test_five_null_answers_are_not_repeatable_answers():
+    _, response = broken("completions_echo_lmeval_text", "null-logprobs")
+    [marker] = sampling.check_repeatable([response] * 5)
+    assert marker.verdict is Verdict.NA and "no logprobs came back" in marker.message
+
+
 def _echo_case(server):
     request, _, response = exchange(server, "completions_echo_lmeval_text")
     return request, response

@@ -88,6 +88,33 @@ def test_fault_is_caught_by_its_invariants(name, served, tmp_path):
         assert row["verdict"] == "PASS" and row["data"]["drift"]["max"] > 0.05, row
 
 
+def test_no_logprobs_is_never_a_repeatable_pass_and_a_flat_refusal_is_one_error(served,
+                                                                                 tmp_path):
+    """Five answers that all carry "logprobs": null are IGNORED, not repeatable (LMDeploy's
+    run showed a PASS); a max_tokens 0 refused with a flat 400 is an ERROR in the echo test as
+    it is in the properties (it was a PASS there and an ERROR here)."""
+    nulls = run_suite(served, tmp_path / "nulls", "--fault=null-logprobs", "-k",
+                      "test_identical_requests_repeat", oracle=False)
+    [repeat] = nulls.report["tests"]
+    assert repeat["verdict"] == "IGNORED" and "SHAPE-002" in repeat["violated"], repeat
+    flat = run_suite(served, tmp_path / "flat", "--fault=max-tokens-zero-flat-400", "-k",
+                     "test_echo_max_tokens_zero or test_pinned_request_shape", oracle=False)
+    verdicts = {t["nodeid"].split("::")[1]: t for t in flat.report["tests"]}
+    zero = verdicts["test_echo_max_tokens_zero"]
+    assert zero["verdict"] == "ERROR" and zero["violated"] == ["ERR-004"], zero
+    assert "without an OpenAI error object" in zero["message"]
+
+
+def test_a_clean_refusal_of_max_tokens_zero_judges_nothing(served, tmp_path):
+    """The same refusal with an OpenAI error object is the server's stated limit: recorded,
+    and ECHO-003 had nothing to judge (N/A), as the properties record it."""
+    refused = run_suite(served, tmp_path, "--fault=max-tokens-zero-refused", "-k",
+                        "test_echo_max_tokens_zero", oracle=False)
+    [zero] = refused.report["tests"]
+    assert zero["verdict"] == "N/A", zero
+    assert any(f["invariant"] == "ERR-007" for f in zero["findings"]), zero
+
+
 def test_command_launcher_boots_any_server(served, tmp_path):
     """--serve command with a real OpenAI-compatible server: our proxy in front of vLLM,
     started from a command line with {port}, torn down at the end."""

@@ -102,8 +102,20 @@ def lmeval_parse_logprobs(outputs: Any, ctxlens: list[int]) -> list[tuple[float,
     return res
 
 
-def predict_lmeval_crash(response: Any, ctxlens: list[int]) -> str | None:
-    """The exception lm-eval would raise parsing ``response``, as ``Type: message``, or None."""
+def predict_lmeval_crash(response: Any, ctxlens: list[int], status: int | None = None) -> str | None:
+    """The exception lm-eval would raise on ``response``, as ``Type: message``, or None.
+
+    lm-eval reads the HTTP status before the body: ``amodel_call`` calls aiohttp's
+    ``raise_for_status()`` on an answer that is not ok (lm_eval/models/api_models.py, 0.4.13),
+    so a 4xx or 5xx raises ``ClientResponseError`` whatever its body says."""
+    if status is not None and not 200 <= status < 300:
+        import http
+
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+        return f"ClientResponseError: {status}, message={reason!r}"
     try:
         lmeval_parse_logprobs(response, ctxlens)
     except Exception as exc:  # the point is to see whatever lm-eval would see
@@ -113,13 +125,18 @@ def predict_lmeval_crash(response: Any, ctxlens: list[int]) -> str | None:
 
 @checks(LMEVAL_001)
 def check_lmeval_response(
-    request: dict[str, Any], response: Any, prompt_lengths: list[int] | None
+    request: dict[str, Any], response: Any, prompt_lengths: list[int] | None,
+    status: int | None = None,
 ) -> list[Violation]:
-    """Judge one loglikelihood exchange; ``prompt_lengths`` are tokens per prompt when known."""
+    """Judge one loglikelihood exchange; ``prompt_lengths`` are tokens per prompt when known,
+    ``status`` the HTTP status when the caller has not already judged it (lm-eval raises on a
+    status that is not ok before it reads the body)."""
     found = []
     expected_choices = prompt_count(request)
     ctxlens = [1] * expected_choices
-    crash = predict_lmeval_crash(response, ctxlens)
+    crash = predict_lmeval_crash(response, ctxlens, status)
+    if status is not None and crash is not None and crash.startswith("ClientResponseError"):
+        return [Violation(LMEVAL_001, f"lm-eval would raise {crash}")]
     if crash is not None:
         found.append(Violation(LMEVAL_001, f"lm-eval would raise {crash}"))
     cs = choices(response)

@@ -127,6 +127,9 @@ def token_values(response: Any) -> list[tuple[list[str], list[Any]]]:
 def check_repeatable(responses: list[Any], tolerance: Tolerance = DEFAULT) -> list[Violation]:
     if len(responses) < 2:
         return nothing_to_judge("fewer than two responses", SMP_002)
+    if not any(values for response in responses for _, values in token_values(response)):
+        # Five answers with "logprobs": null are alike, and say nothing about repeatability.
+        return nothing_to_judge("no logprobs came back to compare", SMP_002)
     reference = token_values(responses[0])
     found = []
     for r, response in enumerate(responses[1:], start=1):
