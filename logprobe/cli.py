@@ -182,19 +182,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from logprobe.report.html import markdown_table, render
-    from logprobe.report.matrix import load_run
+    from logprobe.report.provenance import load_runs
 
-    runs = [load_run(path) for path in args.runs]
+    runs, origins = load_runs(args.runs)
     if args.markdown:
-        print(markdown_table(runs))
+        print(markdown_table(runs, origins))
         return 0
     if args.markdown_into:
-        _replace_between(Path(args.markdown_into), markdown_table(runs))
+        _replace_between(Path(args.markdown_into), markdown_table(runs, origins))
         print(f"logprobe: compatibility table written into {args.markdown_into}")
         if args.output is None:
             return 0
     output = args.output or "matrix.html"
-    Path(output).write_text(render(runs), encoding="utf-8")
+    Path(output).write_text(render(runs, provenances=origins), encoding="utf-8")
     print(f"logprobe: {output} ({len(runs)} backends)")
     return 0
 

@@ -24,6 +24,8 @@ from logprobe.report.matrix import load_run
 
 BASELINES = ROOT / "docs" / "baselines"
 BACKENDS = ["vllm", "vllm-gpu-numerics", "llama-cpp", "transformers"]
+# Every committed run: made here by ./dev baselines, or recorded on a lent GPU (provenance.yaml).
+ALL_BASELINES = sorted(p.stem for p in BASELINES.glob("*.json"))
 
 
 def _baseline(name: str) -> dict:
@@ -35,7 +37,7 @@ def _logprobe(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, check=False, cwd=ROOT)
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", ALL_BASELINES)
 def test_baselines_follow_the_run_schema(name):
     assert schemas.errors("run", _baseline(name)) == []
 
@@ -190,9 +192,11 @@ def chromium() -> str:
 
 
 def test_html_matrix_renders_in_chromium(chromium, tmp_path):
+    from logprobe.report.provenance import load_runs
+
     page = tmp_path / "matrix.html"
-    runs = [_baseline(name) for name in BACKENDS]
-    page.write_text(render(runs), encoding="utf-8")
+    runs, origins = load_runs([BASELINES / f"{name}.json" for name in BACKENDS])
+    page.write_text(render(runs, provenances=origins), encoding="utf-8")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
     dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True,
                          text=True, timeout=120, check=True).stdout
@@ -217,10 +221,35 @@ def test_the_readme_tables_are_generated_not_copied():
     `./dev baselines`."""
     from logprobe.faults import markdown_table as fault_table
     from logprobe.report.html import markdown_table
+    from logprobe.report.provenance import load_runs
 
     readme = (ROOT / "README.md").read_text()
     assert fault_table() in (ROOT / "docs" / "faults.md").read_text()
-    assert markdown_table([_baseline(name) for name in BACKENDS]) in readme
+    assert markdown_table(*load_runs(sorted(BASELINES.glob("*.json")))) in readme
+
+
+def test_every_baseline_says_where_it_ran_and_the_gpu_rows_that_they_were_recorded_there():
+    """`logprobe report docs/baselines/*.json` renders every row; a GPU row names its machine
+    and that it was recorded elsewhere, a row judged with an expectation file says so, and a
+    version the server never reported comes from the record, marked as such."""
+    from logprobe.report.html import markdown_table
+    from logprobe.report.provenance import load_runs
+
+    files = sorted(BASELINES.glob("*.json"))
+    runs, origins = load_runs(files)
+    assert len(runs) == len(files) and all(o.name and o.machine and o.judged for o in origins)
+    by_name = {o.name: o for o in origins}
+    bf16 = by_name["vllm 0.26.0 (CUDA, H200, bf16)"]
+    assert "H200" in bf16.machine and bf16.recorded and "raw" in bf16.judged
+    assert "vllm.yaml" in by_name["vllm 0.26.0 (CUDA, H200, fp16)"].judged
+    table = markdown_table(runs, origins)
+    assert "| lmdeploy 0.18.0 (PyTorch engine, H200, raw_logprobs) | 0.18.0 (recorded with the run) |" \
+        in table
+    assert table.count("recorded there, kept as made") == 5
+    page = render(runs, provenances=origins)
+    assert page.count("data-provenance") == len(runs) and "NVIDIA H200, driver 580.159.04" in page
+    recorded = {o.name for o in origins if o.recorded}
+    assert all(o.machine.startswith("NVIDIA H200") for o in origins if o.name in recorded)
 
 
 def test_the_invariant_catalogue_in_docs_is_generated_from_the_registry():

@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from logprobe.report.matrix import FAILING, SEVERITY, Column, catalogue, column, invariant_levels
+from logprobe.report.provenance import Provenance
 from logprobe.tolerance import DEFAULT, Drift
 
 COLOURS = {
@@ -88,9 +89,10 @@ def _legend() -> str:
     return f'<p class="legend">{spans}</p>'
 
 
-def _scores(columns: list[Column], levels: dict[str, str]) -> str:
+def _scores(columns: list[Column], levels: dict[str, str],
+            provenances: list[Provenance]) -> str:
     out = []
-    for col in columns:
+    for col, origin in zip(columns, provenances, strict=True):
         passed, reached, failing = col.score(levels)
         summary = ", ".join(f"{k} {v}" for k, v in sorted((col.run.get("summary") or {}).items()))
         backend = col.run.get("backend") or {}
@@ -99,8 +101,9 @@ def _scores(columns: list[Column], levels: dict[str, str]) -> str:
         out.append(f'<p class="score"><b>{_e(col.name)}</b>: {passed}/{reached} judged MUST '
                    f"invariants hold{failing_html}<br><span class=\"lvl\">tests: {_e(summary)}; model "
                    f"{_e(backend.get('model'))}; server version "
-                   f"{_e(backend.get('server_version') or 'not reported')}; run "
-                   f"{_e(col.run.get('started'))}</span></p>")
+                   f"{_e(server_version(col.run, origin))}; run "
+                   f"{_e(col.run.get('started'))}</span><br><span class=\"lvl\" "
+                   f"data-provenance=\"\">where and how: {_e(origin.describe())}</span></p>")
     return "".join(out)
 
 
@@ -204,9 +207,20 @@ def _failures(col: Column) -> str:
     return "".join(parts)
 
 
+def server_version(run: dict[str, Any], origin: Provenance) -> str:
+    """The server's own version, else the one its provenance records (LMDeploy reports none)."""
+    said = (run.get("backend") or {}).get("server_version")
+    if said:
+        return str(said)
+    return f"{origin.server_version} (recorded with the run)" if origin.server_version \
+        else "not reported"
+
+
 def render(runs: list[dict[str, Any]], names: list[str] | None = None,
-           title: str = "logprobe: logprobs conformance by backend") -> str:
-    columns = [column(run, names[i] if names and i < len(names) else None)
+           title: str = "logprobe: logprobs conformance by backend",
+           provenances: list[Provenance] | None = None) -> str:
+    provenances = provenances or [Provenance() for _ in runs]
+    columns = [column(run, names[i] if names and i < len(names) else provenances[i].name)
                for i, run in enumerate(runs)]
     invariants = catalogue(runs)
     levels = invariant_levels(runs)
@@ -218,7 +232,7 @@ def render(runs: list[dict[str, Any]], names: list[str] | None = None,
         f"{_e(suite.get('version', ''))}; {len(runs)} run(s). Hover a cell for the tests behind "
         "it.</p>"
         f"<h2>Scores (MUST invariants; failures listed, never averaged away)</h2>"
-        f"{_scores(columns, levels)}"
+        f"{_scores(columns, levels, provenances)}"
         f"<h2>Echo against teacher forcing</h2><p class=\"sub\">The same continuation tokens "
         "scored two ways: generated after the context (teacher-forced) and echoed as part of "
         "the prompt, as lm-eval asks. A conforming server puts every point on the diagonal.</p>"
@@ -230,16 +244,17 @@ def render(runs: list[dict[str, Any]], names: list[str] | None = None,
     )
 
 
-def markdown_table(runs: list[dict[str, Any]]) -> str:
-    """The README's compatibility table: one row per backend, its score and failing MUSTs."""
+def markdown_table(runs: list[dict[str, Any]], provenances: list[Provenance] | None = None) -> str:
+    """The README's compatibility table: one row per backend, its score and failing MUSTs, and
+    where and how it ran (a GPU run recorded elsewhere says so)."""
+    provenances = provenances or [Provenance() for _ in runs]
     levels = invariant_levels(runs)
     lines = ["| backend | server version | judged MUST invariants holding | failing MUST "
-             "invariants | tests |", "|---|---|---|---|---|"]
-    for run in runs:
-        col = column(run)
+             "invariants | tests | where and how it ran |", "|---|---|---|---|---|---|"]
+    for run, origin in zip(runs, provenances, strict=True):
+        col = column(run, origin.name)
         passed, reached, failing = col.score(levels)
         summary = ", ".join(f"{k} {v}" for k, v in sorted((run.get("summary") or {}).items()))
-        version = (run.get("backend") or {}).get("server_version") or "not reported"
-        lines.append(f"| {col.name} | {version} | {passed}/{reached} | "
-                     f"{', '.join(failing) or '—'} | {summary} |")
+        lines.append(f"| {col.name} | {server_version(run, origin)} | {passed}/{reached} | "
+                     f"{', '.join(failing) or '—'} | {summary} | {origin.short() or '—'} |")
     return "\n".join(lines)
