@@ -100,3 +100,24 @@ def test_every_entry_is_scoped_and_reproducible(path: Path):
         run_level = (entry.invariant or "").startswith("NUM-")  # judged over the run, no request
         assert entry.test or entry.request or run_level, f"{path.name}: unscoped entry {entry}"
         assert "curl " in entry.evidence, f"{path.name}: no reproducer in {entry}"
+
+
+def test_the_lmdeploy_file_names_every_violation_of_its_recorded_run():
+    """LMDeploy runs only on a GPU: its file was written from the run recorded on an H200. Each
+    MUST that run violated, in each failing test, is named by an entry of the file for a
+    request path that test sent (and with the words the entry asks of the message)."""
+    import json
+
+    from logprobe.client import normalise_base_url
+
+    run = json.loads((ROOT / "docs" / "baselines" / "lmdeploy-0.18-h200-raw-logprobs.json").read_text())
+    entries = expectations.load(ROOT / "fixtures" / "expectations" / "lmdeploy.yaml")
+    base = normalise_base_url(run["backend"]["base_url"])
+    unexplained = []
+    for row in run["tests"]:
+        sent = [(x["url"].removeprefix(base), x["request"]) for x in row.get("exchanges") or []]
+        for invariant in row["violated"]:
+            if not any(e.matches(invariant, e.verdict or "", path, request, row["message"])
+                       for e in entries for path, request in sent):
+                unexplained.append((row["nodeid"], invariant))
+    assert not unexplained, unexplained
