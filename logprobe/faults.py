@@ -495,6 +495,62 @@ def stale_prefix_cache(path: str, request: dict[str, Any], body: Any) -> Any:
     return body
 
 
+_ARRIVALS: list[int] = [0]  # requests the batch-noise fault has seen: each meets its own batch
+
+
+def batch_noise(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Batch nondeterminism as a GPU without batch-invariant kernels shows it: on about one
+    echoed prompt row in ten, the row and its alternatives move down together by 0.005 to
+    0.15 nats, the rows chosen afresh for every request (each lands in another batch) and for
+    each prompt of a list. Never above 0, never past a mass of 1. It must not fail the run."""
+    if not (_is_completions(path) and request.get("echo")):
+        return body
+    _ARRIVALS[0] += 1
+    for index, (_, lp) in enumerate(_each_completion_logprobs(body)):
+        for p in _prompt_rows(request, lp):
+            key = ("batch", _ARRIVALS[0], index, p)
+            if _unit(*key, "row") < 0.1:
+                shift = 0.005 + _unit(*key, "size") * 0.145
+                _move_row(lp, p, lambda v, d=shift: v - d)
+    return body
+
+
+_SCORED: dict[str, int] = {}  # prompts repeat-shifted has answered, and how often
+
+
+def repeat_shifted(path: str, request: dict[str, Any], body: Any) -> Any:
+    """An echoed prompt seen before comes back with every prompt row 0.2 nats lower (a cache
+    row reused with other numerics): each token stays under the per-token bound, the median
+    does not."""
+    prompt = request.get("prompt")
+    one_prompt = isinstance(prompt, str) or (isinstance(prompt, list) and bool(prompt) and all(
+        isinstance(i, int) for i in prompt))
+    if not (_is_completions(path) and request.get("echo") and one_prompt):
+        return body
+    key = json.dumps(prompt)
+    seen = _SCORED.get(key, 0)
+    _SCORED[key] = seen + 1
+    if seen:
+        for _, lp in _each_completion_logprobs(body):
+            for p in _prompt_rows(request, lp):
+                _move_row(lp, p, lambda v: v - 0.2)
+    return body
+
+
+def list_shifted(path: str, request: dict[str, Any], body: Any) -> Any:
+    """A list of prompts answered with every prompt row after the first prompt's 0.2 nats lower
+    (batch-dependent numerics beyond noise)."""
+    prompt = request.get("prompt")
+    if not (_is_completions(path) and request.get("echo") and isinstance(prompt, list)
+            and len(prompt) > 1 and isinstance(prompt[0], str | list)):
+        return body
+    for choice, lp in _each_completion_logprobs(body):
+        if choice.get("index"):
+            for p in _prompt_rows(request, lp):
+                _move_row(lp, p, lambda v: v - 0.2)
+    return body
+
+
 def text_offset_drift(path: str, request: dict[str, Any], body: Any) -> Any:
     for _, lp in _each_completion_logprobs(body):
         if isinstance(lp.get("text_offset"), list):
@@ -789,6 +845,17 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "0.7 nats off per earlier sighting",
           "vllm-project/vllm#3251, #8268 (stale prefix-cache rows)", ("CONS-001",),
           json=stale_prefix_cache),
+    Fault("batch-noise", "on one echoed prompt row in ten, chosen afresh per request and per "
+          "prompt of a list, the row moves down by up to 0.15 nats", "every GPU deployment "
+          "without batch-invariant kernels (vLLM docs/features/batch_invariance.md); must NOT "
+          "fail the run", ("CONS-005",), fatal=False, shows=("CONS-005", "consistency drift"),
+          json=batch_noise, properties=False),
+    Fault("repeat-shifted", "an echoed prompt seen before comes back with every prompt row 0.2 "
+          "nats lower", "vllm-project/vllm#42019 (stale prefix-cache rows)", ("CONS-004",),
+          json=repeat_shifted, properties=False),
+    Fault("list-shifted", "in a list of prompts, every prompt row of the second and later "
+          "prompts 0.2 nats lower", "vllm-project/vllm#11778 (batch-dependent numerics)",
+          ("CONS-004",), json=list_shifted, properties=False),
     Fault("token-ids-500", "a token-id prompt answered with a 500", "llama-cpp-python 0.3.36",
           ("ERR-004",), raw=token_ids_500),
     Fault("max-tokens-zero-flat-400", "max_tokens 0 refused with a 400 whose body is a flat "

@@ -238,6 +238,11 @@ class Judge:
         """Keep a measurement (plain JSON) in this test's row of run.json, for the reports."""
         self.judgement.data[name] = value
 
+    def measure_also(self, name: str, value: Any) -> None:
+        """Add a measurement to the list kept under ``name`` (a test that compares several
+        times, for a run-level check that pools them)."""
+        self.judgement.data.setdefault(name, []).append(value)
+
     def rejection(self, exchange: Exchange, inv: Invariant) -> None:
         """An invalid request: it must get a 4xx with an OpenAI error object."""
         self._note([exchange], [inv, shape.SHAPE_004])

@@ -669,6 +669,7 @@ class RunCollector:
                 nodeid="logprobe::run::limits", invariants=[errors.ERR_007.id], level="INFO",
                 verdict=Verdict.PASS.value, findings=finding_rows([limit], [])))
         self._differential(run)
+        self._consistency(run)
         drift = numerics.run_drift(asdict(row) for row in run.tests)
         if not drift.n:
             return False
@@ -695,6 +696,22 @@ class RunCollector:
                             "p99": round(drift.quantile(0.99), 6),
                             "median": round(drift.median, 6)}}))
         return bool(must)
+
+    def _consistency(self, run: RunReport) -> None:
+        """Every token the CONS comparisons covered, pooled: the run's consistency drift
+        (CONS-005, reported as NUM-002 reports echo against generation)."""
+        from logprobe.invariants import consistency
+
+        drift = consistency.pooled(asdict(row) for row in run.tests)
+        if not drift.n:
+            return
+        run.add(TestRow(
+            nodeid=consistency.RUN_NODEID, invariants=[consistency.CONS_005.id], level="INFO",
+            verdict=Verdict.PASS.value,
+            findings=finding_rows(consistency.describe_run_drift(drift), []),
+            data={"drift": {"tokens": drift.n, "max": round(drift.max, 6),
+                            "p99": round(drift.quantile(0.99), 6),
+                            "median": round(drift.median, 6)}}))
 
     def _differential(self, run: RunReport) -> None:
         """With --reference-endpoint: the run's differences from the reference, per field."""

@@ -100,6 +100,8 @@ def judge_choices_forced(judge: Judge, api: Any, exchange: Exchange, tokenizer: 
                                tokens)
         if forced is not None:
             judged += 1
+            judge.measure_also(consistency.MEASURE, {"first": values, "again": forced,
+                                                     "how": f"choice {index} echoed"})
             judge.check([exchange, echoed], consistency.check_choice_scores_its_tokens,
                         values, forced, index)
     if not judged:

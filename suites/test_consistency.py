@@ -14,8 +14,16 @@ from logprobe.invariants.access import token_logprobs
 from logprobe.invariants.core import nothing_to_judge
 from logprobe.judge import Judge
 
-PROMPT = "The history of the printing press begins in the fifteenth century, when Johannes"
-SHARES_ITS_PREFIX = "The history of the printing press begins in the fifteenth century, when the"
+# Each test scores a prompt of its own, of 30 tokens or more (CONS-004 judges whether a
+# comparison's tokens moved together from 24 on): so the first time a test sends it is the
+# first time the server sees it, whatever the other tests (in other workers) sent before.
+OPENING = ("The history of the printing press begins in the fifteenth century, when Johannes "
+           "Gutenberg, a goldsmith from the German city of Mainz, began")
+PROMPT = OPENING + " to cast movable metal type"
+SHARED = OPENING + " to set lines of type by hand"
+SHARES_ITS_PREFIX = OPENING + " to print a Bible"
+LISTED = OPENING + " to build a wooden screw press"
+CROWDED = OPENING + " to mix an ink that held to metal"
 OTHERS = ["Water boils at one hundred degrees", "The square root of sixteen is four",
           "Mount Everest is the highest mountain", "A haiku has three lines of verse",
           "Light travels faster than sound", "The Pacific is the largest ocean",
@@ -35,6 +43,7 @@ def _compare(judge: Judge, exchanges: list[Exchange], first: list[Any] | None,
         judge.record(exchanges, [], nothing_to_judge(
             "an echo without logprobs", consistency.CONS_001, consistency.CONS_002))
         return
+    judge.measure_also(consistency.MEASURE, {"first": first, "again": again, "how": how})
     judge.check(exchanges, consistency.check_same_prompt, first, again, how)
 
 
@@ -46,24 +55,24 @@ def test_same_prompt_sent_again(api, model, judge):
 
 
 def test_same_prompt_after_one_sharing_its_prefix(api, model, judge):
-    first = api.completions(echo_scoring(model, PROMPT))
+    first = api.completions(echo_scoring(model, SHARED))
     other = api.completions(echo_scoring(model, SHARES_ITS_PREFIX))
     judge.ok(other, feature="echo")
-    again = api.completions(echo_scoring(model, PROMPT))
+    again = api.completions(echo_scoring(model, SHARED))
     _compare(judge, [first, other, again], _values(judge, first), _values(judge, again),
              "after a prompt sharing its prefix")
 
 
 def test_same_prompt_inside_a_list(api, model, judge):
-    alone = api.completions(echo_scoring(model, PROMPT))
-    listed = api.completions(echo_scoring(model, [OTHERS[0], PROMPT, OTHERS[1]]))
+    alone = api.completions(echo_scoring(model, LISTED))
+    listed = api.completions(echo_scoring(model, [OTHERS[0], LISTED, OTHERS[1]]))
     _compare(judge, [alone, listed], _values(judge, alone), _values(judge, listed, index=1),
              "second of a list of three prompts")
 
 
 def test_same_prompt_among_concurrent_requests(api, model, judge):
-    alone = api.completions(echo_scoring(model, PROMPT))
-    crowd = api.post_many([("/completions", echo_scoring(model, p)) for p in [PROMPT, *OTHERS]])
+    alone = api.completions(echo_scoring(model, CROWDED))
+    crowd = api.post_many([("/completions", echo_scoring(model, p)) for p in [CROWDED, *OTHERS]])
     _compare(judge, [alone, crowd[0]], _values(judge, alone), _values(judge, crowd[0]),
              f"sent with {len(OTHERS)} other requests in flight")
 

@@ -100,8 +100,9 @@ def _judge_alone_again(judge: Judge, api: Any, exchange: Exchange) -> None:
     alone = api.post(exchange.endpoint, request)
     again = token_logprobs(judge.ok(alone, feature="the same request again"))
     if again is not None:
-        judge.check([exchange, alone], consistency.check_same_prompt, first, again,
-                    "sent alone after a concurrent batch")
+        how = "sent alone after a concurrent batch"
+        judge.measure_also(consistency.MEASURE, {"first": first, "again": again, "how": how})
+        judge.check([exchange, alone], consistency.check_same_prompt, first, again, how)
 
 
 @given(data=st.data())
