@@ -48,6 +48,10 @@ class Exchange:
     body: bytes = b""
     elapsed: float = 0.0
     started_at: float = 0.0  # time.monotonic() when the (last) attempt began
+    sent_at: float = 0.0  # time.monotonic() when the request was handed to the client
+    # time.monotonic() when the first attempt ended: when the server answered, or the
+    # connection failed (a request may wait for a free connection after ``sent_at``)
+    first_ended_at: float = 0.0
     transport_error: str | None = None
     truncated: bool = False
     stream: bool = False
@@ -145,15 +149,19 @@ class Exchange:
         return {"method": self.method, "url": self.url, "request": self.request_json,
                 "status": self.status, "headers": self.response_headers,
                 "body": base64.b64encode(self.body).decode("ascii"), "elapsed": self.elapsed,
-                "started_at": self.started_at, "transport_error": self.transport_error,
-                "truncated": self.truncated, "stream": self.stream, "retries": self.retries}
+                "started_at": self.started_at, "sent_at": self.sent_at,
+                "first_ended_at": self.first_ended_at,
+                "transport_error": self.transport_error, "truncated": self.truncated,
+                "stream": self.stream, "retries": self.retries}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Exchange:
         return cls(method=data["method"], url=data["url"], request_json=data["request"],
                    status=data["status"], response_headers=data["headers"],
                    body=base64.b64decode(data["body"]), elapsed=data["elapsed"],
-                   started_at=data["started_at"], transport_error=data["transport_error"],
+                   started_at=data["started_at"], sent_at=data.get("sent_at", 0.0),
+                   first_ended_at=data.get("first_ended_at", 0.0),
+                   transport_error=data["transport_error"],
                    truncated=data["truncated"], stream=data["stream"], retries=data["retries"])
 
     def to_record(self) -> dict[str, Any]:
@@ -248,14 +256,19 @@ class RecordingClient:
     def _send(self, method: str, path: str, payload: Any) -> Exchange:
         """Send, retrying with backoff on 429/503 and failed connections; keep the last attempt."""
         history: list[str] = []
+        sent_at = time.monotonic()
+        first_ended_at = 0.0
         while True:
             exchange, retryable, delay = self._attempt(method, path, payload)
+            first_ended_at = first_ended_at or time.monotonic()
             if not retryable or len(history) >= self.retries:
                 break
             history.append(_attempt_summary(exchange))
             time.sleep(min(delay if delay is not None else self.backoff * 2 ** len(history),
                            MAX_RETRY_DELAY))
         exchange.retries = history
+        exchange.sent_at = sent_at
+        exchange.first_ended_at = first_ended_at
         with self._lock:
             self.exchanges.append(exchange)
         return exchange

@@ -111,13 +111,19 @@ class Judge:
     def __init__(
         self,
         judgement: Judgement,
-        on_transport_error: Callable[[], None] | None = None,
+        on_no_answer: Callable[[Exchange], None] | None = None,
         expectations: list[Expectation] | None = None,
         mirror: Reference | None = None,
+        failures: list[tuple[ConformanceFailure, Judgement]] | None = None,
     ):
         self.judgement = judgement
         self._mirror = mirror  # with --reference-endpoint
-        self._on_transport_error = on_transport_error
+        # Asked of every exchange that got no answer at all: raises
+        # ``liveness.ServerDown`` when the server is down (the test stops, not reached).
+        self._on_no_answer = on_no_answer
+        # Every failure raised by this test's judges (a property test makes one judge per
+        # example): the first is the one to report if the server dies before the test ends.
+        self._failures = failures
         self._expectations = expectations or []
         self._reported: set[int] = set()  # exchanges whose own defects were recorded
 
@@ -142,6 +148,8 @@ class Judge:
     def _note(self, exchanges: Iterable[Exchange], invariants: Iterable[Invariant]) -> None:
         for exchange in exchanges:
             if exchange not in self.judgement.exchanges:
+                if exchange.transport_error and exchange.status is None and self._on_no_answer:
+                    self._on_no_answer(exchange)  # a dead server stops the test here
                 self.judgement.exchanges.append(exchange)
         self.judgement.invariants.update(i.id for i in invariants)
 
@@ -176,8 +184,6 @@ class Judge:
         if verdict is Verdict.PASS:
             self.record([exchange], [], [])  # what the exchange says by itself (NaN, retries)
             return exchange.stream_events if exchange.stream else exchange.json
-        if verdict is Verdict.ERROR and self._on_transport_error and exchange.transport_error:
-            self._on_transport_error()  # raises ServerDiedError when the server is gone
         if verdict is Verdict.UNSUPPORTED:
             message = f"the server refused {feature} with a clean 4xx: {message}"
         violation = Violation(err.ERR_004, message, verdict=verdict)
@@ -294,7 +300,10 @@ class Judge:
 
     def _fail(self, violations: list[Violation], exchanges: list[Exchange], verdict: Verdict) -> None:
         self.judgement.violations.extend(v for v in violations if v not in self.judgement.violations)
-        raise ConformanceFailure(verdict, violations, exchanges)
+        failure = ConformanceFailure(verdict, violations, exchanges)
+        if self._failures is not None:
+            self._failures.append((failure, self.judgement))
+        raise failure
 
 
 def classify(exchange: Exchange) -> tuple[Verdict, str]:

@@ -19,13 +19,16 @@ from typing import Any
 
 import pytest
 
+from logprobe import liveness
 from logprobe.backend import Backend, BackendOptions, open_backend
 from logprobe.client import RecordingClient
 from logprobe.endpoint import EXIT_ENDPOINT_UNUSABLE, EXIT_SERVER_START_FAILED, EndpointUnusable
 from logprobe.expectations import Expectation, ExpectationSet
+from logprobe.invariants import errors, survival
 from logprobe.invariants.core import Level, Outcome, Verdict, Violation
 from logprobe.judge import ConformanceFailure, HarnessError, Judge, Judgement
 from logprobe.launch.process import ServerStartError
+from logprobe.liveness import DownBeforeTest, ServerDown, Watch, down_of
 from logprobe.report.run import RunReport, TestRow
 from logprobe.rootdir import pytest_load_initial_conftests  # noqa: F401  (a hook)
 from logprobe.shared import SharedExchanges
@@ -41,6 +44,8 @@ BACKEND_KEY = pytest.StashKey[Backend]()
 TRAFFIC_CURSOR_KEY = pytest.StashKey[int]()
 BASELINE_DIFF_KEY = pytest.StashKey[str]()
 SHARE_DIR_KEY = pytest.StashKey[Path]()
+WATCH_KEY = pytest.StashKey[Watch]()
+FAILURES_KEY = pytest.StashKey[list[tuple[ConformanceFailure, Judgement]]]()
 WORKER_BACKEND = "logprobe_backend"  # key of the backend's description in xdist's workerinput
 WORKER_SHARE_DIR = "logprobe_share_dir"  # where workers leave the exchanges they share
 
@@ -287,10 +292,12 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         yield Backend.from_controller(shared)
         return
     backend = _open_backend(config)
-    try:
-        yield backend
-    finally:
-        backend.stop()
+    # Stopped at the session's end (RunCollector.pytest_sessionfinish, which pytest calls
+    # on an interrupted run too; atexit and signal handlers stop it if even that is not
+    # reached), after the run-level judgements: a server that died is restarted there to
+    # replay the requests suspected of killing it.
+    config.stash[BACKEND_KEY] = backend
+    yield backend
 
 
 def _log_dir(config: pytest.Config) -> Path:
@@ -346,19 +353,36 @@ def tokenizer(tokenizer_source: str | None) -> Any:
 
 @pytest.fixture
 def judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
-    return new_judge(request, backend)
+    try:
+        return new_judge(request, backend)
+    except ServerDown as down:
+        raise DownBeforeTest(down) from None
 
 
 def new_judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
     """A judge whose judgement becomes the test's report row (the last one made wins: property
-    tests make one per example), after checking the server is still alive."""
-    backend.check_alive()
+    tests make one per example), once the server is not known to be down."""
+    watch = watch_of(request.config, backend)
+    watch.stop_if_down()
     judgement = Judgement()
     request.node.stash[JUDGEMENT_KEY] = judgement
-    return Judge(judgement, on_transport_error=backend.check_alive,
+    return Judge(judgement, on_no_answer=watch.after_failure,
                  expectations=[e for e in expectations_for(request.config, backend)
                                if e.test is None],  # a test entry is settled by the outcome
-                 mirror=request.getfixturevalue("reference_mirror"))
+                 mirror=request.getfixturevalue("reference_mirror"),
+                 failures=request.node.stash.setdefault(FAILURES_KEY, []))
+
+
+def watch_of(config: pytest.Config, backend: Backend) -> Watch:
+    """This process's watch on the server (``logprobe.liveness``), made once."""
+    watch = config.stash.get(WATCH_KEY, None)
+    if watch is None:
+        shared = getattr(config, "workerinput", {}).get(WORKER_SHARE_DIR)
+        share_dir = Path(shared) if shared else config.stash.get(SHARE_DIR_KEY, None)
+        watch = Watch(backend, backend.identity.base_url, _api_key(config),
+                      lambda: config.stash.get(CLIENT_KEY, None), share_dir)
+        config.stash[WATCH_KEY] = watch
+    return watch
 
 
 @pytest.fixture(scope="session")
@@ -484,6 +508,13 @@ def pytest_runtest_makereport_concise(
     a Python traceback, which is noise here (and which CPython 3.11 can fail to
     render after lm-eval has run in the process)."""
     exc = call.excinfo.value if call.excinfo else None
+    down = down_of(exc)
+    if down is not None:
+        return pytest.TestReport(
+            item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed",
+            f"{item.nodeid}\nthe server is down ({down.reason}): see {survival.RUN_NODEID} in the "
+            "report for the requests that may have taken it down", call.when, [],
+            call.duration, call.start, call.stop, item.user_properties)
     failure, note = conformance_failure(exc)
     if failure is None:
         return None
@@ -520,7 +551,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return report  # not a conformance test (e.g. the project's own tests)
     expectation = item.stash.get(EXPECTATION_KEY, None)
     judgement = item.stash.get(JUDGEMENT_KEY, None)
-    if expectation is not None and report.when == "call":
+    if call.excinfo is not None and down_of(call.excinfo.value) is not None:
+        pass  # the server is down: no expectation can be settled (see _at_death)
+    elif expectation is not None and report.when == "call":
         _settle_expectation(report, expectation, call.excinfo.value if call.excinfo else None)
     elif report.when == "call" and judgement is not None:
         _settle_stopped_by_expected(report, judgement, call.excinfo.value if call.excinfo else None)
@@ -559,8 +592,13 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     """
     exc = call.excinfo.value if call.excinfo else None
     failure, note = conformance_failure(exc)
+    down = down_of(exc)
+    if down is not None:
+        judgement, failure, note = _at_death(item, down, judgement)
     violations = list(judgement.violations) + (list(failure.violations) if failure else [])
-    if report.passed and judgement.judged_nothing:
+    if down is not None and failure is None:
+        verdict, message = Outcome.SERVER_DOWN, f"not reached: the server is down ({down.reason})"
+    elif report.passed and judgement.judged_nothing:
         verdict = Verdict.NA
         message = "nothing to judge: " + "; ".join(
             f"{i}: {why.removeprefix('nothing to judge: ')}"
@@ -601,6 +639,32 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     )), default=str)  # as run.json writes it: a raw request body becomes its repr
 
 
+def _at_death(item: pytest.Item, down: ServerDown, judgement: Judgement
+              ) -> tuple[Judgement, ConformanceFailure | None, str]:
+    """What a test that stopped on a dead server reports: its first failure if it had one
+    (a property test's first failing example, not shrunk against the dead server); else
+    its request in flight when the server went down (an ERROR with that request: a
+    suspect); else nothing of its own, with no request (not reached). The row carries
+    this process's recent exchanges the first time it learns of the death (SRV-001)."""
+    first = (item.stash.get(FAILURES_KEY, None) or [None])[0]
+    if first is not None:
+        failure, judgement = first
+        note = (f"(then the server went down: {down.reason}; the test stopped there, this "
+                "example as it first failed)\n")
+    elif down.reached and down.exchange is not None:
+        judgement.exchanges.append(down.exchange)
+        failure = ConformanceFailure(Verdict.ERROR, [Violation(
+            errors.ERR_004, f"the server went down with this request in flight ({down.reason}): "
+            f"{liveness.record(down.exchange)['summary']}; see {survival.RUN_NODEID}",
+            verdict=Verdict.ERROR)], [down.exchange])
+        note = ""
+    else:
+        judgement, failure, note = Judgement(data=judgement.data), None, ""
+    if down.evidence is not None:
+        judgement.data[survival.MEASURE] = down.evidence
+    return judgement, failure, note
+
+
 def finding_rows(findings: list[Violation],
                  expected: list[tuple[Violation, Expectation]]) -> list[dict[str, Any]]:
     """run.json's findings of a row: the SHOULD and INFO violations, then the EXPECTED ones
@@ -635,18 +699,25 @@ class RunCollector:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         run = self.config.stash[REPORT_KEY]
         _junit_properties(self.config, run.backend)
+        # The backend this process opened (the xdist controller's, or the session fixture's),
+        # stopped once every worker is done and the run is judged: judging a server's death
+        # may restart it to replay the suspects.
         backend = self.config.stash.get(BACKEND_KEY, None)
-        if backend is not None:  # the xdist controller's, once every worker is done
-            backend.stop()
-        share_dir = self.config.stash.get(SHARE_DIR_KEY, None)
-        if share_dir is not None:
-            shutil.rmtree(share_dir, ignore_errors=True)
-        if self.internal_error and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-        if not run.tests and not self.internal_error:
-            return
-        if self._judge_run(run) and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        try:
+            if self.internal_error and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            if not run.tests and not self.internal_error:
+                return
+            interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+            if self._judge_run(run, None if interrupted else backend) \
+                    and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        finally:
+            if backend is not None:
+                backend.stop()
+            share_dir = self.config.stash.get(SHARE_DIR_KEY, None)
+            if share_dir is not None:
+                shutil.rmtree(share_dir, ignore_errors=True)
         run.finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or self.internal_error
         run.traffic = traffic(self.spans)
@@ -655,11 +726,14 @@ class RunCollector:
         if baseline:
             self._compare(session, baseline, run.as_dict())
 
-    def _judge_run(self, run: RunReport) -> bool:
-        """The run-level judgements, each a row of its own in run.json: the limits the
-        server stated (ERR-007), and every echo-versus-generation token the tests compared,
-        pooled (NUM). True if a MUST failed."""
-        from logprobe.invariants import errors, numerics
+    def _judge_run(self, run: RunReport, backend: Backend | None) -> bool:
+        """The run-level judgements, each a row of its own in run.json: whether a request
+        took the server down (SRV-001), the limits the server stated (ERR-007), and every
+        echo-versus-generation token the tests compared, pooled (NUM). True if a MUST
+        failed."""
+        from logprobe.invariants import numerics
+
+        died = self._survival(run, backend)
 
         cap, words = run.backend.get("logprobs_cap"), run.backend.get("logprobs_cap_evidence")
         if cap is not None:
@@ -672,7 +746,7 @@ class RunCollector:
         self._consistency(run)
         drift = numerics.run_drift(asdict(row) for row in run.tests)
         if not drift.n:
-            return False
+            return died
         found = numerics.check_run_drift(drift, _tolerance(self.config))
         markers = [v for v in found if v.verdict is Verdict.NA]
         found = [v for v in found if v.verdict is not Verdict.NA]
@@ -695,7 +769,33 @@ class RunCollector:
             data={"drift": {"tokens": drift.n, "max": round(drift.max, 6),
                             "p99": round(drift.quantile(0.99), 6),
                             "median": round(drift.median, 6)}}))
-        return bool(must)
+        return bool(must) or died
+
+    def _survival(self, run: RunReport, backend: Backend | None) -> bool:
+        """SRV-001: if a test found the server down, one row naming the death and its
+        suspects (every worker's recent exchanges, merged), narrowed to the request that
+        kills it when the suite can restart what it started. True if the server died."""
+        seen = [(row.data or {}).get(survival.MEASURE) for row in run.tests]
+        seen = [s for s in seen if s]
+        if not seen:
+            return False
+        reason = (liveness.process_gone(backend) if backend is not None else None) or \
+            min(seen, key=lambda s: s.get("detected_at") or 0)["reason"]
+        named = survival.suspects(survival.merge([e for s in seen for e in s["exchanges"]]))
+        narrowed = liveness.narrow(backend, named, _api_key(self.config),
+                                   self.config.getoption("--request-timeout")) \
+            if backend is not None else {"killer": None, "replayed": 0,
+                                         "why": "the run was interrupted"}
+        [violation] = survival.check_survived(reason, named, narrowed)
+        killer = narrowed.get("killer")
+        run.add(TestRow(
+            nodeid=survival.RUN_NODEID, invariants=[survival.SRV_001.id], level="MUST",
+            verdict=Verdict.FAIL.value, message=violation.render()[:4000],
+            violated=[survival.SRV_001.id], findings=[],
+            reproducers=([killer["curl"]] if killer else []) + [
+                e["curl"] for e in named if not killer or e["curl"] != killer["curl"]][:6],
+            data={"reason": reason, "suspects": named, "narrowed": narrowed}))
+        return True
 
     def _consistency(self, run: RunReport) -> None:
         """Every token the CONS comparisons covered, pooled: the run's consistency drift
@@ -783,6 +883,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     tr = terminalreporter
     tr.section("logprobe")
+    for row in run.tests:  # a server that died leads: every later verdict is shaped by it
+        if row.nodeid == survival.RUN_NODEID:
+            tr.write_line(f"{row.verdict} {row.nodeid}: {row.message}", red=True, bold=True)
     backend = run.backend
     tr.write_line(f"backend: {backend.get('name')}  model: {backend.get('model')}  "
                   f"server version: {backend.get('server_version')}")
@@ -802,7 +905,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for row in run.tests:
         if row.verdict == Verdict.NA.value:
             tr.write_line(f"N/A (nothing to judge, not a pass): {row.nodeid}: {row.message[:200]}")
-        elif row.nodeid.startswith("logprobe::run::") and row.verdict != Verdict.PASS.value:
+        elif row.nodeid.startswith("logprobe::run::") and row.verdict != Verdict.PASS.value \
+                and row.nodeid != survival.RUN_NODEID:
             tr.write_line(f"{row.verdict} {row.nodeid}: {row.message[:600]}")
     findings = [(row.nodeid, f) for row in run.tests for f in row.findings]
     for level in ("EXPECTED", Level.SHOULD.value, Level.INFO.value):

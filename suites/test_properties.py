@@ -34,7 +34,8 @@ from logprobe.invariants import asked, consistency, errors, text
 from logprobe.invariants.access import token_logprobs
 from logprobe.invariants.core import CATALOGUE, bind
 from logprobe.judge import Judge
-from logprobe.plugin import new_judge
+from logprobe.liveness import DownBeforeTest, ServerDown
+from logprobe.plugin import new_judge, watch_of
 from logprobe.progress import Progress
 from logprobe.strategies import (
     PINNED_SHAPE_NAMES,
@@ -54,10 +55,13 @@ def vocab_size(optional_tokenizer: Any) -> int | None:
 
 
 @pytest.fixture
-def live_backend(backend: Any) -> Any:
-    """The backend, checked alive before hypothesis starts: a dead server is one quick
-    setup error, not hundreds of examples each waiting on refused connections."""
-    backend.check_alive()
+def live_backend(backend: Any, request: pytest.FixtureRequest) -> Any:
+    """The backend, not known to be down before hypothesis starts: a dead server makes the
+    test not reached at once, not hundreds of examples each waiting on refused connections."""
+    try:
+        watch_of(request.config, backend).stop_if_down()
+    except ServerDown as down:
+        raise DownBeforeTest(down) from None
     return backend
 
 

@@ -91,6 +91,17 @@ def test_diff_counts_a_fix_and_a_removed_check():
     assert not result.must_regressed
 
 
+def test_diff_counts_a_test_the_server_s_death_kept_from_passing_as_a_must_regression():
+    """A row not reached (SERVER_DOWN, no level of its own) regresses at the level it
+    passed at."""
+    old, new = _baseline("vllm"), copy.deepcopy(_baseline("vllm"))
+    passing = next(t for t in new["tests"] if t["verdict"] == "PASS" and t["level"] == "MUST")
+    passing.update(verdict="SERVER_DOWN", level=None, invariants=[], reproducers=[])
+    result = diff_runs(old, new)
+    assert passing["nodeid"] in [c.key for c in result.regressions]
+    assert result.must_regressed
+
+
 def test_diff_refuses_a_file_that_is_not_a_run(tmp_path):
     bogus = tmp_path / "x.json"
     bogus.write_text("<html>")

@@ -38,6 +38,7 @@ class Outcome(StrEnum):
     SKIP = "SKIP"
     XFAIL = "XFAIL"  # failed as an expectations file said it would
     XPASS = "XPASS"  # passed although an expectation said it would not
+    SERVER_DOWN = "SERVER_DOWN"  # not reached: the server was down before the test ran
 
 
 class Mark(StrEnum):
@@ -57,7 +58,7 @@ class Mark(StrEnum):
 SEVERITY: list[str] = [
     Verdict.ERROR, Verdict.IGNORED, Verdict.UNSUPPORTED, Verdict.FAIL, Outcome.XPASS,
     Mark.EXPECTED, Mark.SHOULD, Mark.INFO, Verdict.PASS, Verdict.NA, Outcome.SKIP,
-    Mark.NOT_REACHED]
+    Outcome.SERVER_DOWN, Mark.NOT_REACHED]
 FAILING = frozenset({Verdict.ERROR, Verdict.IGNORED, Verdict.UNSUPPORTED, Verdict.FAIL,
                      Outcome.XPASS})
 GOOD = frozenset({Verdict.PASS, Mark.EXPECTED, Mark.SHOULD, Mark.INFO, Outcome.XFAIL})

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from logprobe.invariants.core import FAILING, GOOD
+from logprobe.invariants.core import FAILING, GOOD, Outcome
 from logprobe.report.matrix import UNJUDGED, column, invariant_levels
 
 
@@ -66,8 +66,8 @@ def _classify(out: RunDiff, change: Change) -> None:
         return
     elif new == "SKIP":
         out.skipped.append(change)
-    elif old in GOOD and new in FAILING:
-        out.regressions.append(change)
+    elif old in GOOD and (new in FAILING or new == Outcome.SERVER_DOWN):
+        out.regressions.append(change)  # a test the server's death kept from passing
     elif old in FAILING and new in GOOD:
         out.fixes.append(change)
     else:
@@ -91,7 +91,7 @@ def diff_runs(old: dict[str, Any], new: dict[str, Any]) -> RunDiff:
     new_tests = {row["nodeid"]: row for row in new["tests"]}
     for nodeid in sorted(set(old_tests) | set(new_tests)):
         a_row, b_row = old_tests.get(nodeid), new_tests.get(nodeid)
-        level = (b_row or a_row or {}).get("level")
+        level = (b_row or {}).get("level") or (a_row or {}).get("level")  # not reached: None
         _classify(out, Change("test", nodeid, a_row["verdict"] if a_row else None,
                               b_row["verdict"] if b_row else None, level == "MUST",
                               (b_row or a_row or {}).get("violated") or []))

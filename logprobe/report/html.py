@@ -29,8 +29,10 @@ COLOURS = {
     "FAIL": "#d64545", "ERROR": "#8e2c8e", "UNSUPPORTED": "#e0882f", "IGNORED": "#c9a227",
     "XPASS": "#d64545", "EXPECTED": "#9aa7b8", "SHOULD": "#8fc1e3", "INFO": "#cfe3f0",
     "PASS": "#3f9c5a", "N/A": "#dcdcdc", "SKIP": "#eeeeee", "NOT_REACHED": "#eeeeee",
+    "SERVER_DOWN": "#b8bec9",
 }
-LABELS = {"NOT_REACHED": "not reached", "EXPECTED": "expected", "N/A": "nothing to judge"}
+LABELS = {"NOT_REACHED": "not reached", "EXPECTED": "expected", "N/A": "nothing to judge",
+          "SERVER_DOWN": "server down"}
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330}
@@ -56,7 +58,8 @@ def _e(text: Any) -> str:
 
 
 def _light(status: str) -> bool:
-    return status in ("EXPECTED", "SHOULD", "INFO", "NOT_REACHED", "IGNORED", "N/A", "SKIP")
+    return status in ("EXPECTED", "SHOULD", "INFO", "NOT_REACHED", "IGNORED", "N/A", "SKIP",
+                      "SERVER_DOWN")
 
 
 def _matrix(columns: list[Column], invariants: dict[str, Any]) -> str:
