@@ -47,6 +47,9 @@ class Fault:
     chunk: JsonHook | None = None
     stream: StreamHook | None = None
     raw: RawHook | None = None
+    # A request the server dies of: the proxy answers it with a 500 and exits at once
+    # (every later connection refused), as a dead engine's process does.
+    dies: Callable[[str, dict[str, Any]], bool] | None = None
 
 
 def _is_completions(path: str) -> bool:
@@ -749,6 +752,16 @@ def stream_chunks_merged(path: str, request: dict[str, Any], events: list[Any]) 
     return out
 
 
+INT64 = range(-(2**63), 2**63)
+
+
+def seed_beyond_int64(path: str, request: dict[str, Any]) -> bool:
+    """A seed no C long holds: vLLM 0.26.0's GPU model runner raised OverflowError on 2**63
+    and its engine died (../shared/gpu-runs/vllm-0.26-seed-overflow.txt)."""
+    seed = request.get("seed")
+    return isinstance(seed, int) and not isinstance(seed, bool) and seed not in INT64
+
+
 FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("null-logprobs", "completions logprobs: null whatever was asked",
           "LMDeploy >= 0.13 (lm-eval: TypeError: 'NoneType' object is not subscriptable)",
@@ -868,6 +881,14 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           raw=max_tokens_zero_refused),
     Fault("batch-500", "a list of prompts answered with a 500", "llama-cpp-python 0.3.36",
           ("ERR-004",), raw=batch_500, properties=False),
+    # Not judged by a test's own invariants (the death is a run-level finding, SRV-001),
+    # so outside the property space as the kill matrix reads it, though the property
+    # suite's pinned shape is what sends the request.
+    Fault("dies-on-seed-beyond-int64", "a request with a seed outside int64 answered with a "
+          "500, then the server exits: every later connection refused",
+          "vLLM 0.26.0 on an H200 (OverflowError in the GPU model runner, the engine dead; "
+          "../shared/gpu-runs/vllm-0.26-seed-overflow.txt)", ("SRV-001",),
+          properties=False, dies=seed_beyond_int64),
 ]}
 
 

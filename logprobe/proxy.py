@@ -11,6 +11,7 @@ broken server.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,9 @@ async def _forward(request: web.Request) -> web.StreamResponse:
         except ValueError:
             payload = None
     if isinstance(payload, dict):
+        dying = next((f for f in faults if f.dies is not None and f.dies(path, payload)), None)
+        if dying is not None:
+            await _die(request, dying)
         for fault in faults:
             if fault.request is not None:
                 payload = fault.request(path, payload)
@@ -98,6 +102,19 @@ async def _forward(request: web.Request) -> web.StreamResponse:
                 status, body = fault.raw(path, request_json, status, body)
         _record(request.app["record"], path, payload, status, body)
         return web.Response(status=status, body=body, headers=out_headers)
+
+
+async def _die(request: web.Request, fault: Fault) -> None:
+    """Answer with a 500, then exit with nothing in between (no other request is answered
+    after it): the process gone, its port refuses connections, requests in flight are reset."""
+    error = {"error": {"message": f"logprobe proxy: the engine died ({fault.name})",
+                       "type": "internal_server_error", "param": None, "code": None}}
+    response = web.json_response(error, status=500)
+    await response.prepare(request)
+    await response.write_eof()
+    print(f"logprobe proxy: {fault.name}: exiting after {request.method} {request.path}",
+          flush=True)
+    os._exit(70)
 
 
 def _record(record: Path | None, path: str, payload: Any, status: int, body: bytes) -> None:

@@ -3,8 +3,10 @@ through every fault of the proxy (the kill matrix)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,6 +85,8 @@ def test_fault_is_caught_by_its_invariants(name, served, tmp_path):
         invariant, words = fault.shows
         seen = [f["message"] for f in run.findings() if f["invariant"] == invariant]
         assert any(words in m for m in seen), seen
+    if name == "dies-on-seed-beyond-int64":  # the suite started the proxy: it narrows
+        assert_death_named(run, narrowed=True)
     if name == "batch-noise":  # the noise reached the comparisons, and the run passed
         [row] = [t for t in run.report["tests"] if t["nodeid"] == "logprobe::run::consistency"]
         assert row["data"]["drift"]["max"] > 0.005 and row["data"]["drift"]["median"] == 0, row
@@ -259,3 +263,77 @@ def test_oracle_judges_from_text_when_token_ids_are_refused(served, tmp_path):
     [row] = [t for t in run.report["tests"] if "test_oracle.py" in t["nodeid"]]
     assert row["data"]["oracle_prompts"].startswith("text (token-id prompts answered HTTP 500")
     assert row["violated"] == ["ORACLE-001"], row
+
+
+KILLER_SEEDS = (str(2**63), str(-(2**63) - 1))  # what dies-on-seed-beyond-int64 dies of
+
+
+def unanswered(row: dict[str, Any]) -> list[str]:
+    """The curls of a row's exchanges that never connected on any attempt."""
+    return [e["curl"] for e in row.get("exchanges") or [] if e.get("status") is None
+            and all(a.startswith("ConnectError")
+                    for a in [e.get("transport_error") or "", *(e.get("retries") or [])])]
+
+
+def assert_death_named(run: Any, *, narrowed: bool) -> None:
+    """A run through a server that died: exit 1; the summary leads with SRV-001, which names
+    the killing request first (and says whether a replay narrowed it to that one); every
+    test after the death is SERVER_DOWN with no reproducer, and no row carries a curl of a
+    request the server never saw."""
+    assert run.returncode == 1, run.output[-3000:]
+    [row] = [t for t in run.report["tests"] if t["nodeid"] == "logprobe::run::server"]
+    assert row["verdict"] == "FAIL" and row["violated"] == ["SRV-001"], row
+    assert any(seed in row["reproducers"][0] for seed in KILLER_SEEDS), row["reproducers"]
+    if narrowed:
+        assert row["data"]["narrowed"]["killer"] is not None, row["data"]["narrowed"]
+        assert "took it down again" in row["message"], row["message"]
+    else:
+        assert row["data"]["narrowed"]["killer"] is None
+        assert "cannot restart" in row["message"], row["message"]
+    section = run.output.split(" logprobe ===")[1].splitlines()
+    assert section[1].startswith("FAIL logprobe::run::server: [MUST SRV-001]"), section[:3]
+    down = [t for t in run.report["tests"] if t["verdict"] == "SERVER_DOWN"]
+    assert len(down) >= 10, run.report["summary"]
+    assert all(not t["reproducers"] and t["message"].startswith("not reached: the server is "
+                                                                "down") for t in down)
+    assert not [t["nodeid"] for t in run.report["tests"] if unanswered(t)]
+
+
+def test_a_server_that_dies_behind_an_endpoint_is_named_with_its_suspects(served, tmp_path):
+    """--endpoint at a server the suite did not start (the dying proxy, started here): the
+    suspects are named, the killer first, and the report says it could not narrow them."""
+    import dataclasses
+
+    from logprobe.proxy import proxy_process
+
+    proxy, url = proxy_process(served.base_url, tmp_path, faults="dies-on-seed-beyond-int64")
+    with proxy:
+        run = run_suite(dataclasses.replace(served, base_url=url), tmp_path / "run", "-n", "2",
+                        "--hypothesis-profile=quick", oracle=False)
+    assert_death_named(run, narrowed=False)
+
+
+def test_a_booted_server_that_dies_is_restarted_and_the_killer_named(served, tmp_path):
+    """--serve command booting a server that dies of one request (the dying proxy in front
+    of vLLM): the suite restarts it, replays the suspects alone until one kills it again,
+    names that one, and leaves no process behind."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, SuiteRun
+
+    record = tmp_path / "proxy-record.jsonl"
+    command = (f"{sys.executable} -m logprobe.cli proxy --upstream {served.base_url} "
+               f"--port {{port}} --fault dies-on-seed-beyond-int64 --record {record}")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "-p", "no:randomly",
+         "--serve=command", f"--serve-command={command}", f"--report-dir={tmp_path}",
+         f"--tokenizer={served.tokenizer}", "--reference-model=none",
+         "--hypothesis-profile=quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert_death_named(SuiteRun(done.returncode, done.stdout + done.stderr, report),
+                       narrowed=True)
+    left = subprocess.run(["pgrep", "-f", str(record)], capture_output=True, text=True,
+                          check=False)
+    assert not left.stdout.strip(), f"a restarted server outlived the run: {left.stdout}"
