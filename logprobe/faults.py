@@ -752,6 +752,33 @@ def stream_chunks_merged(path: str, request: dict[str, Any], events: list[Any]) 
     return out
 
 
+# --- prompt_logprobs (vLLM's extension) ----------------------------------------------------
+
+def _each_prompt_logprobs(path: str, request: dict[str, Any], body: Any) -> Iterator[
+        dict[str, Any]]:
+    """Every choice whose prompt_logprobs came back as a list, on a request that asked."""
+    if _is_completions(path) and request.get("prompt_logprobs") is not None:
+        for choice in choices(body):
+            if isinstance(choice.get("prompt_logprobs"), list):
+                yield choice
+
+
+def prompt_rows_shifted(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Each prompt token given the next position's entry (the last keeps its own): the
+    off-by-one that ECHO-001 and LMEVAL-002 catch in echo, here in prompt_logprobs."""
+    for choice in _each_prompt_logprobs(path, request, body):
+        rows = choice["prompt_logprobs"]
+        choice["prompt_logprobs"] = [rows[0], *rows[2:], rows[-1]] if len(rows) > 2 else rows
+    return body
+
+
+def prompt_logprobs_null(path: str, request: dict[str, Any], body: Any) -> Any:
+    """prompt_logprobs of [null] whatever the prompt's length."""
+    for choice in _each_prompt_logprobs(path, request, body):
+        choice["prompt_logprobs"] = [None]
+    return body
+
+
 INT64 = range(-(2**63), 2**63)
 
 
@@ -881,6 +908,12 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           raw=max_tokens_zero_refused),
     Fault("batch-500", "a list of prompts answered with a 500", "llama-cpp-python 0.3.36",
           ("ERR-004",), raw=batch_500, properties=False),
+    Fault("prompt-rows-shifted", "prompt_logprobs: each prompt token given the next "
+          "position's entry", "the echo offset (llama-cpp-python 0.3.36, ggml-org/llama.cpp"
+          "#27174) in prompt_logprobs; vllm-project/vllm#42019 (stale prefix-cache rows)",
+          ("PROMPT-002",), json=prompt_rows_shifted, properties=False),
+    Fault("prompt-logprobs-null", "prompt_logprobs of [null] whatever the prompt's length",
+          "vllm-project/vllm-metal#680", ("PROMPT-001",), json=prompt_logprobs_null),
     # Not judged by a test's own invariants (the death is a run-level finding, SRV-001),
     # so outside the property space as the kill matrix reads it, though the property
     # suite's pinned shape is what sends the request.

@@ -83,6 +83,10 @@ def completion_requests(
                 request[name] = draw(drawn)
         if draw(st.sampled_from([True, False, False, False])):  # streams: their own checks
             request["stream"] = True
+        elif not echo and draw(st.sampled_from([True, False, False, False])):
+            # vLLM's extension; not beside echo, whose prompt positions it then governs
+            # (echo with logprobs 5 and prompt_logprobs 2 gives 2-3 alternatives there)
+            request["prompt_logprobs"] = draw(st.sampled_from([0, 1, 2, 5]))
         return request
 
     return build()
@@ -162,6 +166,8 @@ def pinned_shapes(model: str, logprobs_limit: int) -> dict[str, PinnedShape]:
         "completions-stream": ("/completions", {**prompt, "logprobs": k, "stream": True}, None),
         "completions-stop": ("/completions", {**prompt, "logprobs": k, "max_tokens": 8,
                                               "stop": [" city", "\n"]}, None),
+        "completions-prompt-logprobs": ("/completions", {**prompt, "max_tokens": 1,
+                                                         "prompt_logprobs": k}, None),
         "seed-beyond-int64": ("/completions", {**prompt, "seed": 2**63, "logprobs": k}, None),
         "completions-n-sampled": ("/completions", {**prompt, "n": 3, "temperature": 1,
                                                    "seed": 1234, "logprobs": k}, None),

@@ -72,3 +72,9 @@ def several_choices(path: str, request: dict[str, Any]) -> bool:
     """A completions response with n > 1 and logprobs."""
     n = request.get("n")
     return completions_logprobs(path, request) and isinstance(n, int) and n > 1
+
+
+def prompt_logprobs(path: str, request: dict[str, Any]) -> bool:
+    """A completions response (not streamed) with vLLM's prompt_logprobs asked."""
+    k = request.get("prompt_logprobs")
+    return completions_body(path, request) and isinstance(k, int) and not isinstance(k, bool)

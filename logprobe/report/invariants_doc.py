@@ -15,6 +15,8 @@ FAMILIES = {
     "SHAPE": "JSON shape", "VAL": "values", "CNT": "counts", "TXT": "text, tokens, offsets",
     "ECHO": "prompt logprobs (echo)", "SMP": "sampling", "STR": "streaming",
     "CONS": "the same prompt, sent other ways", "ERR": "errors and limits",
+    "SRV": "the server survives every request",
+    "PROMPT": "prompt_logprobs (vLLM's extension)",
     "DIFF": "against a reference endpoint (--reference-endpoint)",
 }
 
