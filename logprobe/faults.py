@@ -779,6 +779,26 @@ def prompt_logprobs_null(path: str, request: dict[str, Any], body: Any) -> Any:
     return body
 
 
+def logprobs_after_bias(path: str, request: dict[str, Any], body: Any) -> Any:
+    """With a forcing logit_bias, each generated position reported after the bias, as
+    processed logprobs report it: the forced token at about 0 (the bias dominates the
+    softmax), every other alternative 100 nats lower than it was."""
+    bias = request.get("logit_bias")
+    if not (_is_completions(path) and isinstance(bias, dict) and any(
+            isinstance(v, int | float) and v >= 50 for v in bias.values())):
+        return body
+    for _choice, lp in _each_completion_logprobs(body):
+        values, tokens = lp.get("token_logprobs") or [], lp.get("tokens") or []
+        start = len(values) - (len(tokens) if not request.get("echo") else 0)
+        for i in range(max(start, 0), len(values)):
+            values[i] = -1e-4
+            tops = lp.get("top_logprobs") or []
+            if i < len(tops) and isinstance(tops[i], dict) and i < len(tokens):
+                tops[i] = {t: -1e-4 if t == tokens[i] else v - 100.0
+                           for t, v in tops[i].items()}
+    return body
+
+
 INT64 = range(-(2**63), 2**63)
 
 
@@ -914,6 +934,10 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           ("PROMPT-002",), json=prompt_rows_shifted, properties=False),
     Fault("prompt-logprobs-null", "prompt_logprobs of [null] whatever the prompt's length",
           "vllm-project/vllm-metal#680", ("PROMPT-001",), json=prompt_logprobs_null),
+    Fault("logprobs-after-bias", "a token forced with logit_bias reported at its post-bias "
+          "logprob (about 0), in a server whose other logprobs are raw",
+          "lm-eval PR #4012's concern: a server reporting processed values scores every "
+          "forced token alike", ("SMP-005",), json=logprobs_after_bias, properties=False),
     # Not judged by a test's own invariants (the death is a run-level finding, SRV-001),
     # so outside the property space as the kill matrix reads it, though the property
     # suite's pinned shape is what sends the request.

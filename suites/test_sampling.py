@@ -1,9 +1,10 @@
 """SMP: temperature 0, repetition and n > 1."""
 
 import pytest
-from cases import SEED, completion
+from cases import SEED, completion, echo_scoring, first_logprobs
 
 from logprobe.invariants import sampling, values
+from logprobe.invariants.core import nothing_to_judge
 
 
 @pytest.mark.parametrize("exchange", ["completion_top5", "chat_top5"])
@@ -42,3 +43,35 @@ def test_n_choices_at_temperature_zero(api, model, judge):
     exchange = api.completions(completion(model, logprobs=2, max_tokens=4, n=2, seed=SEED))
     judge.response(exchange, sampling.check_choices_own_logprobs, sampling.check_greedy_argmax,
                    feature="n=2 at temperature 0")
+
+
+def test_a_token_forced_by_logit_bias_keeps_its_unbiased_logprob(api, model, judge, tolerance,
+                                                                  optional_tokenizer):
+    """lm-eval's logit_bias scoring (PR #4012) forces each continuation token with the
+    largest bias and reads its logprob: the value must be the token's before the bias (its
+    echo-scored one), a MUST where the server's logprobs are raw (the two temperatures
+    sent here tell), an INFO finding where they are processed."""
+    if optional_tokenizer is None:
+        judge.record([], [], nothing_to_judge(
+            "logit_bias takes token ids: needs the served model's tokenizer (--tokenizer)",
+            sampling.SMP_005, sampling.SMP_006))
+        return
+    ids = optional_tokenizer.encode("The capital of France is", add_special_tokens=False)
+    target = optional_tokenizer.encode(" the", add_special_tokens=False)
+    if len(target) != 1:
+        judge.record([], [], nothing_to_judge("' the' is not one token of this tokenizer",
+                                              sampling.SMP_005, sampling.SMP_006))
+        return
+    forced, scored, low, high = api.post_many([
+        ("/completions", completion(model, ids, max_tokens=1, logprobs=1,
+                                    logit_bias={str(target[0]): sampling.FORCING_BIAS})),
+        ("/completions", echo_scoring(model, ids + target)),
+        *[("/completions", completion(model, ids, logprobs=5, max_tokens=1, temperature=t,
+                                      seed=SEED)) for t in (0.3, 1.7)]])
+    generated = first_logprobs(judge.applicable(forced, feature="logit_bias"))
+    echoed = first_logprobs(judge.applicable(scored, feature="echo"))
+    raw = sampling.logprob_mode_raw(judge.ok(low), judge.ok(high))
+    judge.check([forced, scored], sampling.check_forced_token,
+                optional_tokenizer.decode(target), generated["tokens"][0],
+                generated["token_logprobs"][0], echoed["token_logprobs"][len(ids)], raw,
+                tolerance)

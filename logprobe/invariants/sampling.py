@@ -57,6 +57,8 @@ def _generated_positions(request: dict[str, Any], response: Any, logprobs: dict[
 def check_greedy_argmax(request: dict[str, Any], response: Any) -> list[Violation]:
     if request.get("temperature") != 0:
         return nothing_to_judge("not a temperature-0 request", SMP_001)
+    if request.get("logit_bias"):  # the argmax of the biased logits, not of raw logprobs
+        return nothing_to_judge("logit_bias moves the greedy token", SMP_001)
     found: list[Violation] = []
     compared = 0
     for choice in choices(response):
@@ -217,3 +219,56 @@ def check_choices_own_logprobs(request: dict[str, Any], response: Any) -> list[V
                 ))
         seen.setdefault(key, i)
     return found
+
+
+SMP_005 = invariant(
+    "SMP-005", Level.MUST,
+    "where logprobs are raw (independent of temperature, SMP-003), a token forced with "
+    "logit_bias is reported with its logprob before the bias, within the same-token tolerance",
+    "lm-eval's logit_bias scoring (EleutherAI/lm-evaluation-harness PR #4012, open: its "
+    "llama.cpp backend forces each continuation token and reads its logprob); llama.cpp's "
+    "server reports the pre-bias value (a forced ' the' at -2.66), vLLM's raw mode too",
+)
+SMP_006 = invariant(
+    "SMP-006", Level.INFO,
+    "what a logit_bias-forced token is reported at where logprobs are processed, or where "
+    "the bias was not applied: lm-eval's logit_bias scoring would score wrongly",
+    "processed logprobs include the bias by design (vLLM --logprobs-mode processed_logprobs)",
+)
+FORCING_BIAS = 100  # OpenAI's maximum: the token is chosen whatever its logprob
+
+
+def logprob_mode_raw(low_temperature: Any, high_temperature: Any) -> bool | None:
+    """True if the first position's alternatives do not move with temperature (raw), False
+    if they do (processed), None if no alternative is listed at both (see SMP-003)."""
+    low, high = _first_alternatives(low_temperature), _first_alternatives(high_temperature)
+    shared = set(low) & set(high)
+    if not shared:
+        return None
+    return max(abs(low[t] - high[t]) for t in shared) <= DEFAULT.per_token
+
+
+@checks(SMP_005, SMP_006)
+def check_forced_token(forced_text: str, generated: Any, reported: Any, unbiased: Any,
+                       raw: bool | None, tolerance: Tolerance = DEFAULT) -> list[Violation]:
+    """``forced_text``: the token forced with logit_bias ``FORCING_BIAS``; ``generated``: the
+    token the server generated; ``reported``: its logprob there; ``unbiased``: the forced
+    token's logprob scored without the bias (an echo of the prompt followed by it);
+    ``raw``: ``logprob_mode_raw``."""
+    if generated != forced_text:
+        return [*nothing_to_judge("the bias was not applied", SMP_005), Violation(
+            SMP_006, f"logit_bias {FORCING_BIAS} did not force {forced_text!r} (the server "
+            f"generated {generated!r}): lm-eval's logit_bias scoring would read another "
+            "token's logprob", expected=forced_text, actual=generated)]
+    if not (is_number(reported) and is_number(unbiased)):
+        return nothing_to_judge("no logprob to compare", SMP_005, SMP_006)
+    if abs(reported - unbiased) <= tolerance.per_token:
+        return []
+    what = (f"the forced token {forced_text!r} is reported at {reported:.4g}, its logprob before "
+            f"the bias is {unbiased:.4g}: lm-eval's logit_bias scoring (PR #4012) would score "
+            "every forced token at about 0, every choice alike")
+    if raw:
+        return [Violation(SMP_005, what, expected=unbiased, actual=reported)]
+    mode = "processed" if raw is False else "of an unknown mode"
+    return [*nothing_to_judge(f"logprobs are {mode}", SMP_005),
+            Violation(SMP_006, f"{what} (logprobs {mode})", expected=unbiased, actual=reported)]
