@@ -42,16 +42,16 @@ class ServerDown(BaseException):
     A BaseException, so that hypothesis does not take it for a failing example and shrink
     against a dead server (every candidate would fail, and the report would show the
     smallest of them), and so that no test's ``except Exception`` hides it.
-    ``exchange``: the request that found it down (None: known before the test sent one);
-    ``evidence``: this process's recent exchanges, the first time it learns of the death.
+    ``exchange``: the request that found it down (None: known before the test sent one).
+    What the process saw before the death is not carried here (hypothesis may replace the
+    exception on its way out): the plugin attaches ``Watch.evidence`` to the row of the
+    first test that ends once the death is known.
     """
 
-    def __init__(self, reason: str, exchange: Exchange | None = None,
-                 evidence: dict[str, Any] | None = None):
+    def __init__(self, reason: str, exchange: Exchange | None = None):
         super().__init__(reason)
         self.reason = reason
         self.exchange = exchange
-        self.evidence = evidence
 
     @property
     def reached(self) -> bool:
@@ -179,7 +179,7 @@ class Watch:
         """Before a test sends anything: raise ``ServerDown`` if the server is known down."""
         reason = self.known_down()
         if reason is not None:
-            raise ServerDown(reason, None, self.evidence())
+            raise ServerDown(reason, None)
 
     def after_failure(self, exchange: Exchange) -> None:
         """An exchange got no answer: raise ``ServerDown`` if the server is down."""
@@ -187,11 +187,12 @@ class Watch:
         if reason is None:
             return
         self._learn(reason)
-        raise ServerDown(reason, exchange, self.evidence())
+        raise ServerDown(reason, exchange)
 
     def evidence(self) -> dict[str, Any] | None:
-        """This process's recent exchanges, once: for the run-level finding."""
-        if self._evidence_given:
+        """This process's recent exchanges, once, when the server is known down: for the
+        run-level finding."""
+        if self._evidence_given or self.known_down() is None:
             return None
         self._evidence_given = True
         client = self._client()

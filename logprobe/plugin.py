@@ -595,6 +595,10 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
     down = down_of(exc)
     if down is not None:
         judgement, failure, note = _at_death(item, down, judgement)
+    watch = item.config.stash.get(WATCH_KEY, None)
+    evidence = watch.evidence() if watch is not None else None
+    if evidence is not None:  # the first row this process ends once the death is known
+        judgement.data[survival.MEASURE] = evidence
     violations = list(judgement.violations) + (list(failure.violations) if failure else [])
     if down is not None and failure is None:
         verdict, message = Outcome.SERVER_DOWN, f"not reached: the server is down ({down.reason})"
@@ -644,8 +648,7 @@ def _at_death(item: pytest.Item, down: ServerDown, judgement: Judgement
     """What a test that stopped on a dead server reports: its first failure if it had one
     (a property test's first failing example, not shrunk against the dead server); else
     its request in flight when the server went down (an ERROR with that request: a
-    suspect); else nothing of its own, with no request (not reached). The row carries
-    this process's recent exchanges the first time it learns of the death (SRV-001)."""
+    suspect); else nothing of its own, with no request (not reached)."""
     first = (item.stash.get(FAILURES_KEY, None) or [None])[0]
     if first is not None:
         failure, judgement = first
@@ -660,8 +663,6 @@ def _at_death(item: pytest.Item, down: ServerDown, judgement: Judgement
         note = ""
     else:
         judgement, failure, note = Judgement(data=judgement.data), None, ""
-    if down.evidence is not None:
-        judgement.data[survival.MEASURE] = down.evidence
     return judgement, failure, note
 
 

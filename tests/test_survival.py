@@ -92,7 +92,7 @@ class DownAfterThis:
     """A watch whose server went down: what the plugin's Watch raises."""
 
     def __call__(self, exchange: Exchange) -> None:
-        raise ServerDown("refused", exchange, None)
+        raise ServerDown("refused", exchange)
 
 
 def test_a_request_that_got_no_answer_stops_the_test_as_server_down_not_as_an_error():
