@@ -799,6 +799,32 @@ def logprobs_after_bias(path: str, request: dict[str, Any], body: Any) -> Any:
     return body
 
 
+# --- the Responses API ---------------------------------------------------------------------
+
+def _responses_parts(path: str, body: Any) -> Iterator[dict[str, Any]]:
+    if path.rstrip("/").endswith("/responses") and isinstance(body, dict):
+        for item in body.get("output") or []:
+            for part in (item.get("content") or []) if isinstance(item, dict) else []:
+                if isinstance(part, dict) and isinstance(part.get("logprobs"), list):
+                    yield part
+
+
+def responses_chat_shape(path: str, request: dict[str, Any], body: Any) -> Any:
+    """A Responses part's logprobs in chat's shape, {content: [...]}, not a flat list."""
+    for part in _responses_parts(path, body):
+        part["logprobs"] = {"content": part["logprobs"]}
+    return body
+
+
+def responses_stream_empty(path: str, request: dict[str, Any], event: Any) -> Any:
+    """Every streamed output_text.delta event with logprobs: [] (vLLM's streaming harmony
+    path)."""
+    if path.rstrip("/").endswith("/responses") and isinstance(event, dict) \
+            and event.get("type") == "response.output_text.delta":
+        event["logprobs"] = []
+    return event
+
+
 INT64 = range(-(2**63), 2**63)
 
 
@@ -934,6 +960,12 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           ("PROMPT-002",), json=prompt_rows_shifted, properties=False),
     Fault("prompt-logprobs-null", "prompt_logprobs of [null] whatever the prompt's length",
           "vllm-project/vllm-metal#680", ("PROMPT-001",), json=prompt_logprobs_null),
+    Fault("responses-chat-shape", "Responses logprobs in the chat shape {content: [...]}, "
+          "not a flat list", "llama.cpp's server and SGLang answer the Responses request in "
+          "other shapes (a 400, then logprobs: [])", ("RESP-001",), json=responses_chat_shape),
+    Fault("responses-stream-empty", "a Responses stream's output_text.delta events with "
+          "logprobs: []", "vLLM's streaming harmony path (gpt-oss)", ("RESP-006",),
+          chunk=responses_stream_empty, properties=False),
     Fault("logprobs-after-bias", "a token forced with logit_bias reported at its post-bias "
           "logprob (about 0), in a server whose other logprobs are raw",
           "lm-eval PR #4012's concern: a server reporting processed values scores every "

@@ -120,6 +120,25 @@ def chat_requests(model: str, max_top_logprobs: int = 20) -> st.SearchStrategy[d
     return build()
 
 
+def responses_requests(model: str, max_top_logprobs: int = 20
+                       ) -> st.SearchStrategy[dict[str, Any]]:
+    """Responses API requests: text input, top_logprobs with and without the include entry
+    that OpenAI needs for them, temperature 0 or sampled."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": model, "input": draw(text_prompts()),
+                                   "max_output_tokens": draw(st.integers(1, 16))}
+        if draw(st.booleans()):
+            request["top_logprobs"] = draw(st.integers(0, min(20, max_top_logprobs)))
+            if draw(st.sampled_from([True, True, True, False])):
+                request["include"] = ["message.output_text.logprobs"]
+        request["temperature"] = draw(st.one_of(st.just(0), param("chat.request", "temperature")))
+        return request
+
+    return build()
+
+
 def invalid_requests(model: str, logprobs_limit: int) -> st.SearchStrategy[tuple[str, Any, str]]:
     """(path, body, invariant) triples a server must refuse with a 4xx: bytes for malformed
     JSON; the invariant is the one the request tests (ERR-001 invalid top_logprobs, ERR-002
@@ -176,6 +195,10 @@ def pinned_shapes(model: str, logprobs_limit: int) -> dict[str, PinnedShape]:
         "chat-logprobs-without-top": ("/chat/completions", {**chat, "logprobs": True}, None),
         "chat-stream": ("/chat/completions", {**chat, "logprobs": True, "top_logprobs": k,
                                               "stream": True}, None),
+        "responses-top-logprobs": ("/responses", {"model": model, "input": "Say hi",
+                                                  "max_output_tokens": 4, "temperature": 0,
+                                                  "top_logprobs": k, "include": [
+                                                      "message.output_text.logprobs"]}, None),
         "invalid-top-logprobs": ("/chat/completions", {**chat, "logprobs": True,
                                                        "top_logprobs": 21}, "ERR-001"),
         "top-logprobs-without-logprobs": ("/chat/completions", {**chat, "top_logprobs": 2},

@@ -30,9 +30,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logprobe.client import Exchange
-from logprobe.invariants import asked, consistency, errors, text
+from logprobe.invariants import asked, consistency, errors, responses, text
 from logprobe.invariants.access import token_logprobs
-from logprobe.invariants.core import CATALOGUE, bind
+from logprobe.invariants.core import CATALOGUE, bind, nothing_to_judge
 from logprobe.judge import Judge
 from logprobe.liveness import DownBeforeTest, ServerDown
 from logprobe.plugin import new_judge, watch_of
@@ -43,10 +43,15 @@ from logprobe.strategies import (
     completion_requests,
     invalid_requests,
     pinned_shapes,
+    responses_requests,
 )
 from logprobe.tokenizer import token_spellings
 
 BATCH = 4
+# Each example draws its requests before it makes its judge: a judge is refused once the
+# server is down (liveness.ServerDown), and hypothesis, replaying the example that failed
+# first, takes an example that stops before drawing what it drew the first time for
+# inconsistent data generation (FlakyStrategyDefinition), which would hide the death.
 
 
 @pytest.fixture(scope="session")
@@ -112,9 +117,9 @@ def _judge_alone_again(judge: Judge, api: Any, exchange: Exchange) -> None:
 @given(data=st.data())
 def test_generated_completions(data, api, model, live_backend, vocab_size, logprobs_limit,
                                optional_tokenizer, spellings, request):
-    judge = new_judge(request, live_backend)
     strategy = completion_requests(model, max_logprobs=logprobs_limit, vocab_size=vocab_size)
     batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
+    judge = new_judge(request, live_backend)  # after drawing (see BATCH)
     for exchange in api.post_many([("/completions", r) for r in batch]):
         _judge_valid(judge, exchange, spellings)
         _judge_alone_again(judge, api, exchange)
@@ -124,19 +129,36 @@ def test_generated_completions(data, api, model, live_backend, vocab_size, logpr
 
 @given(data=st.data())
 def test_generated_chat(data, api, model, live_backend, logprobs_limit, spellings, request):
-    judge = new_judge(request, live_backend)
     batch = data.draw(st.lists(chat_requests(model, max_top_logprobs=logprobs_limit),
                                min_size=BATCH, max_size=BATCH), label="requests")
+    judge = new_judge(request, live_backend)  # after drawing (see BATCH)
     for exchange in api.post_many([("/chat/completions", r) for r in batch]):
         _judge_valid(judge, exchange, spellings)
     _example_done(request, len(batch))
 
 
 @given(data=st.data())
+def test_generated_responses(data, api, model, live_backend, logprobs_limit, request):
+    """Responses API requests, where the server serves the API (a 404, 405 or 501 to the
+    first: nothing to judge)."""
+    batch = data.draw(st.lists(responses_requests(model, max_top_logprobs=logprobs_limit),
+                               min_size=BATCH, max_size=BATCH), label="requests")
+    judge = new_judge(request, live_backend)  # after drawing (see BATCH)
+    for exchange in api.post_many([("/responses", r) for r in batch]):
+        if exchange.status in (404, 405, 501):
+            judge.record([exchange], [], nothing_to_judge(
+                f"the server has no Responses API (HTTP {exchange.status})",
+                responses.RESP_001))
+            return
+        _judge_valid(judge, exchange, None)
+    _example_done(request, len(batch))
+
+
+@given(data=st.data())
 def test_generated_invalid_requests(data, api, model, live_backend, logprobs_limit, request):
-    judge = new_judge(request, live_backend)
     batch = data.draw(st.lists(invalid_requests(model, logprobs_limit), min_size=BATCH,
                                max_size=BATCH), label="requests")
+    judge = new_judge(request, live_backend)  # after drawing (see BATCH)
     exchanges = api.post_many([(path, body) for path, body, _ in batch])
     for exchange, (_, _, invariant) in zip(exchanges, batch, strict=True):
         judge.rejection(exchange, CATALOGUE[invariant])
@@ -150,7 +172,10 @@ def test_pinned_request_shape(shape, api, model, judge, logprobs_limit, optional
                               spellings):
     path, body, invalid = pinned_shapes(model, logprobs_limit)[shape]
     exchange = api.post(path, body)
-    if invalid is not None:
+    if path == "/responses" and exchange.status in (404, 405, 501):
+        judge.record([exchange], [], nothing_to_judge(
+            f"the server has no Responses API (HTTP {exchange.status})", responses.RESP_001))
+    elif invalid is not None:
         judge.rejection(exchange, CATALOGUE[invalid])
     else:
         _judge_valid(judge, exchange, spellings)

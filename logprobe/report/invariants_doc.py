@@ -17,6 +17,7 @@ FAMILIES = {
     "CONS": "the same prompt, sent other ways", "ERR": "errors and limits",
     "SRV": "the server survives every request",
     "PROMPT": "prompt_logprobs (vLLM's extension)",
+    "RESP": "the Responses API (/v1/responses)",
     "DIFF": "against a reference endpoint (--reference-endpoint)",
 }
 
