@@ -9,8 +9,8 @@ from typing import Any
 
 from logprobe.client import Exchange
 from logprobe.invariants import responses
-from logprobe.invariants.core import nothing_to_judge
-from logprobe.judge import Judge
+from logprobe.invariants.core import Verdict, Violation, nothing_to_judge
+from logprobe.judge import Judge, classify
 
 NOT_SERVED = (404, 405, 501)
 
@@ -25,42 +25,59 @@ def request(model: str, k: int | None = 2, include: bool = True, **more: Any) ->
     return body
 
 
-def _served(judge: Judge, exchange: Exchange) -> Any:
+def _not_served(judge: Judge, exchange: Exchange) -> bool:
+    """A server without the Responses API (a 404, 405 or 501): nothing to judge."""
+    if exchange.status not in NOT_SERVED:
+        return False
+    judge.record([exchange], [], nothing_to_judge(
+        f"the server has no Responses API (HTTP {exchange.status})", responses.RESP_001,
+        responses.RESP_003, responses.RESP_004))
+    return True
+
+
+def _served(judge: Judge, api: Any, exchange: Exchange) -> Any:
     """The body, judged by every check that applies; None (N/A) where the server has no
-    Responses API or refuses the request cleanly."""
-    unjudged = (responses.RESP_001, responses.RESP_003, responses.RESP_004)
-    if exchange.status in NOT_SERVED:
-        judge.record([exchange], [], nothing_to_judge(
-            f"the server has no Responses API (HTTP {exchange.status})", *unjudged))
+    Responses API. A server that serves it and refuses OpenAI's way of asking for logprobs
+    (top_logprobs with the include entry) is UNSUPPORTED; what it answers in its own
+    dialect (``logprobs: true`` added, as llama.cpp's server asks) is reported beside."""
+    if _not_served(judge, exchange):
         return None
-    if judge.refused(exchange):
-        judge.record([exchange], [], nothing_to_judge(
-            "the server refused the Responses request with a clean 4xx", *unjudged))
-        return None
-    return judge.applicable(exchange, feature="the Responses API")
+    if classify(exchange)[0] is Verdict.UNSUPPORTED and "logprobs" in exchange.text:
+        dialect = api.post("/responses", {**exchange.request_json, "logprobs": True})
+        body = dialect.json if dialect.status == 200 else None
+        got = [len(p.get("logprobs") or []) for _, p in responses.text_parts(body)]
+        judge.record([dialect], [responses.RESP_005], [Violation(
+            responses.RESP_005, "OpenAI's request refused; with logprobs: true added it "
+            f"answered HTTP {dialect.status}, logprobs entries per part {got}",
+            actual=dialect.curl())])
+    return judge.applicable(exchange, feature="the Responses API's logprobs")
 
 
 def test_responses_logprobs_shape_counts_and_spelling(api, model, judge):
     for exchange in api.post_many([("/responses", request(model, k)) for k in (0, 2, 5)]):
-        if _served(judge, exchange) is None:
+        if _served(judge, api, exchange) is None:
             return
 
 
 def test_responses_top_logprobs_without_include_is_reported(api, model, judge):
     """OpenAI sends logprobs only with the include entry; a server answering top_logprobs
-    without it, either way, is reported (RESP-005), never failed."""
-    _served(judge, api.post("/responses", request(model, 2, include=False)))
+    without it, refused or answered, is reported (RESP-005), never failed."""
+    exchange = api.post("/responses", request(model, 2, include=False))
+    if _not_served(judge, exchange):
+        return
+    if judge.refused(exchange):  # an ERR-007 finding with its words
+        judge.record([exchange], [responses.RESP_005], [Violation(
+            responses.RESP_005, "top_logprobs without the include entry refused with a "
+            f"clean 4xx: {exchange.summary(200)}")])
+        return
+    judge.applicable(exchange, feature="the Responses API")
 
 
 def test_responses_stream_carries_the_same_logprobs(api, model, judge, tolerance):
     plain, streamed = api.post_many([("/responses", request(model, 2)),
                                      ("/responses", request(model, 2, stream=True))])
-    body = _served(judge, plain)
+    body = _served(judge, api, plain)
     if body is None:
-        return
-    if streamed.status in NOT_SERVED or judge.refused(streamed):
-        judge.record([streamed], [], nothing_to_judge("the server refused the stream",
-                                                      responses.RESP_006))
         return
     events = judge.ok(streamed, feature="a Responses stream")
     judge.check([plain, streamed], responses.check_stream_matches, body, events, tolerance)
