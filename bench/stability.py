@@ -42,9 +42,17 @@ def run_once(endpoint: str, tokenizer: str | None, profile: str, seed: int, work
     report = json.loads((report_dir / "run.json").read_text())
     return {"seed": seed, "exit": done.returncode, "seconds": round(time.monotonic() - started, 1),
             "summary": report.get("summary"),
-            "tests": {t["nodeid"]: {"verdict": t["verdict"],
-                                    "reproducer": (t.get("reproducers") or [None])[0]}
+            "tests": {t["nodeid"]: {"verdict": t["verdict"], "reproducer": _reproducer(t)}
                       for t in report["tests"]}}
+
+
+def _reproducer(row: dict[str, Any]) -> str | None:
+    """The failing request's curl (the first the failure message names), else the row's
+    first request."""
+    for line in (row.get("message") or "").splitlines():
+        if line.startswith("reproduce: "):
+            return line.removeprefix("reproduce: ")
+    return (row.get("reproducers") or [None])[0]
 
 
 def flips(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
