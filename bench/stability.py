@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+GOOD = {"PASS", "XFAIL", "N/A", "SKIP"}  # a correct server's verdicts (N/A judged nothing)
 
 
 def run_once(endpoint: str, tokenizer: str | None, profile: str, seed: int, workers: int,
@@ -96,8 +97,14 @@ def main() -> int:
         if process is not None:
             process.stop()
     changed = flips(runs)
+    failing = sorted(n for n in {n for r in runs for n in r["tests"]}
+                     if n not in {f["nodeid"] for f in changed}
+                     and runs[0]["tests"].get(n, {}).get("verdict") not in GOOD)
     print(f"{len(changed)} of {len({n for r in runs for n in r['tests']})} tests changed verdict "
-          f"over {len(runs)} runs ({args.profile} profile, random seeds)")
+          f"over {len(runs)} runs ({args.profile} profile, random seeds); {len(failing)} "
+          "failed in every run")
+    for nodeid in failing:
+        print(f"  failed every run: {nodeid}: {runs[0]['tests'][nodeid]['reproducer'] or ''}"[:600])
     for flip in changed:
         print(f"  {flip['nodeid']}:")
         for n, seen in enumerate(flip["runs"], 1):
@@ -107,7 +114,8 @@ def main() -> int:
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "endpoint_booted": process is not None, "profile": args.profile,
         "runs": [{k: v for k, v in r.items() if k != "tests"} for r in runs],
-        "tests": len({n for r in runs for n in r["tests"]}), "flips": changed}, indent=1))
+        "tests": len({n for r in runs for n in r["tests"]}), "flips": changed,
+        "failed_every_run": failing}, indent=1))
     print(f"written to {out.relative_to(ROOT)}")
     return 0
 
