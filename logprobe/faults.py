@@ -772,6 +772,32 @@ def prompt_rows_shifted(path: str, request: dict[str, Any], body: Any) -> Any:
     return body
 
 
+_PROMPTS_SCORED: list[Any] = []  # prompts the prompt-prefix-shifted fault has seen
+
+
+def _shares_a_prefix(a: Any, b: Any) -> bool:
+    """Two prompts (texts or token ids) whose first 40 characters or 10 ids agree."""
+    n = 40 if isinstance(a, str) else 10
+    return type(a) is type(b) and len(a) >= n and len(b) >= n and a[:n] == b[:n]
+
+
+def prompt_prefix_shifted(path: str, request: dict[str, Any], body: Any) -> Any:
+    """prompt_logprobs of a prompt that shares its start with ones scored before come back
+    0.1 nats lower on every row per earlier sighting (a reused cache block read with other
+    numerics each time): tokens moved together, two sightings apart by 0.1 per token."""
+    prompt = request.get("prompt")
+    if not isinstance(prompt, str | list):
+        return body
+    seen = sum(_shares_a_prefix(prompt, p) for p in _PROMPTS_SCORED)
+    for choice in _each_prompt_logprobs(path, request, body):
+        _PROMPTS_SCORED.append(prompt)
+        for row in choice["prompt_logprobs"][1:] if seen else []:
+            for value in row.values() if isinstance(row, dict) else []:
+                if isinstance(value, dict) and isinstance(value.get("logprob"), float):
+                    value["logprob"] -= 0.1 * seen
+    return body
+
+
 def prompt_logprobs_null(path: str, request: dict[str, Any], body: Any) -> Any:
     """prompt_logprobs of [null] whatever the prompt's length."""
     for choice in _each_prompt_logprobs(path, request, body):
@@ -958,6 +984,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           "position's entry", "the echo offset (llama-cpp-python 0.3.36, ggml-org/llama.cpp"
           "#27174) in prompt_logprobs; vllm-project/vllm#42019 (stale prefix-cache rows)",
           ("PROMPT-002",), json=prompt_rows_shifted, properties=False),
+    Fault("prompt-prefix-shifted", "prompt_logprobs of a prompt sharing its start with ones "
+          "scored before, every row 0.1 nats lower per earlier sighting", "vllm-project/vllm#42019 (stale "
+          "prefix-cache rows)", ("CONS-004",), json=prompt_prefix_shifted, properties=False),
     Fault("prompt-logprobs-null", "prompt_logprobs of [null] whatever the prompt's length",
           "vllm-project/vllm-metal#680", ("PROMPT-001",), json=prompt_logprobs_null),
     Fault("responses-chat-shape", "Responses logprobs in the chat shape {content: [...]}, "

@@ -10,7 +10,7 @@ from typing import Any
 from cases import completion, echo_scoring, first_logprobs
 
 from logprobe.client import Exchange
-from logprobe.invariants import prompt
+from logprobe.invariants import consistency, prompt
 from logprobe.invariants.core import nothing_to_judge
 from logprobe.judge import Judge
 
@@ -67,3 +67,35 @@ def test_prompt_logprobs_in_a_stream_get_an_answer_or_a_clean_refusal(api, model
                                           stream=True))
     if not judge.refused(exchange):
         judge.ok(exchange, feature="prompt_logprobs in a stream")
+
+
+def test_prompt_logprobs_of_a_shared_prefix_are_equal(api, model, judge, tolerance,
+                                                       optional_tokenizer):
+    """Two prompts that share their first tokens, scored by prompt_logprobs: causal attention
+    gives the shared positions the same values (CONS-001, CONS-004; a stale prefix-cache
+    row, vllm-project/vllm#42019, moves them). Token ids when the tokenizer is known."""
+    second_text = SCORED.rsplit(" ", 3)[0] + " type and sold printed books across Europe"
+    prompts: list[Any] = [SCORED, second_text]
+    if optional_tokenizer is not None:
+        prompts = [optional_tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    exchanges = api.post_many([("/completions", completion(model, p, max_tokens=1,
+                                                           prompt_logprobs=0)) for p in prompts])
+    bodies = [_offered(judge, e) for e in exchanges]
+    if any(b is None for b in bodies):
+        return
+    rows = [prompt.prompt_logprobs_of(b["choices"][0], b) for b in bodies]
+    ids = prompts if optional_tokenizer is not None else [None, None]
+    keys = [[sorted(r)[0] if isinstance(r, dict) and len(r) == 1 else None for r in row]
+            for row in rows]  # k = 0: the prompt's own token alone
+    shared = 0
+    while shared < min(len(keys[0]), len(keys[1])) and keys[0][shared] == keys[1][shared] and \
+            (ids[0] is None or ids[0][shared] == ids[1][shared]):
+        shared += 1
+    assert shared >= 24, f"the two prompts should share at least 24 tokens, got {shared}"
+    values = [prompt.own_values(row[:shared], i[:shared] if i else None, None)[0]
+              if i else [None] + [next(iter(e.values()))["logprob"] for e in row[1:shared]]
+              for row, i in zip(rows, ids, strict=True)]
+    judge.measure_also(consistency.MEASURE, {"first": values[0], "again": values[1],
+                                             "how": "prompt_logprobs after a shared prefix"})
+    judge.check(exchanges, consistency.check_same_prompt, values[0], values[1],
+                "prompt_logprobs after a shared prefix", tolerance)
