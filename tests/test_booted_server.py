@@ -73,7 +73,9 @@ def test_server_killed_mid_run_under_xdist(tmp_path: Path):
     assert narrowed["killer"] is None and narrowed["replayed"] >= 1, narrowed
     assert [r["name"] for r in narrowed["restarted"]] == ["vLLM"], narrowed
     assert _group_gone(pid, within=15)
-    assert all(_group_gone(r["pid"], within=15) for r in narrowed["restarted"]), \
+    # The restarted server is stopped last, as the run ends; on a loaded machine its engine
+    # took longer than 15 s to go (seen once in a clean-clone run beside other servers).
+    assert all(_group_gone(r["pid"], within=90) for r in narrowed["restarted"]), \
         "the restarted server outlived the run"
     assert _group_gone(suite.pid, within=15), "xdist workers outlived the run"
 
