@@ -50,6 +50,10 @@ class Fault:
     # A request the server dies of: the proxy answers it with a 500 and exits at once
     # (every later connection refused), as a dead engine's process does.
     dies: Callable[[str, dict[str, Any]], bool] | None = None
+    # The defect's signature in a report: (invariant, words its message carries). A run's
+    # failures of that kind are grouped as this known defect (logprobe.report.defects),
+    # named with where it was seen; the kill matrix proves each fault's run names it.
+    looks: tuple[tuple[str, str], ...] = ()
 
 
 def _is_completions(path: str) -> bool:
@@ -225,6 +229,16 @@ def chat_no_top_null(path: str, request: dict[str, Any], body: Any) -> Any:
     if _is_chat(path) and request.get("logprobs") is True and not request.get("top_logprobs"):
         for choice in choices(body):
             choice["logprobs"] = None
+    return body
+
+
+def chat_top_unasked(path: str, request: dict[str, Any], body: Any) -> Any:
+    """logprobs: true without top_logprobs answered with the chosen token as an alternative."""
+    if _is_chat(path) and request.get("logprobs") is True and not request.get("top_logprobs"):
+        for choice in choices(body):
+            for entry in _chat_content(choice):
+                entry["top_logprobs"] = [{key: entry.get(key) for key in ("token", "logprob",
+                                                                           "bytes")}]
     return body
 
 
@@ -864,15 +878,24 @@ def seed_beyond_int64(path: str, request: dict[str, Any]) -> bool:
 FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("null-logprobs", "completions logprobs: null whatever was asked",
           "LMDeploy >= 0.13 (lm-eval: TypeError: 'NoneType' object is not subscriptable)",
-          ("SHAPE-002", "LMEVAL-001"), json=null_logprobs),
+          ("SHAPE-002", "LMEVAL-001"), json=null_logprobs,
+          looks=(("SHAPE-002", "logprobs: null"),)),
     Fault("missing-logprobs", "the completions logprobs key left out",
-          "TGI, transformers serve", ("SHAPE-002", "LMEVAL-001"), json=missing_logprobs),
+          "TGI, transformers serve", ("SHAPE-002", "LMEVAL-001"), json=missing_logprobs,
+          looks=(("SHAPE-002", "no logprobs key"),)),
     Fault("chat-shape-on-completions", "completions logprobs in the chat shape {content: [...]}",
           "llama.cpp server (EleutherAI/lm-evaluation-harness#4158)",
-          ("SHAPE-002", "LMEVAL-001"), json=chat_shape_on_completions),
+          ("SHAPE-002", "LMEVAL-001"), json=chat_shape_on_completions,
+          looks=(("SHAPE-002", "the chat logprobs shape"),
+                 ("SHAPE-002", "'tokens' is a required property"),
+                 ("STR-002", "'tokens' is a required property"),
+                 ("SHAPE-005", "'tokens' is a required property"),
+                 ("LMEVAL-001", "KeyError: 'token_logprobs'"))),
     Fault("echo-ignored", "echo ignored: only the generated token's logprobs come back",
           "ggml-org/llama.cpp#27174 (lm-eval scores at chance, silently)",
-          ("ECHO-001", "LMEVAL-001", "LMEVAL-002"), json=echo_ignored),
+          ("ECHO-001", "LMEVAL-001", "LMEVAL-002"), json=echo_ignored,
+          looks=(("ECHO-001", "does not start with the prompt"),
+                 ("ECHO-001", "cannot cover"))),
     Fault("echo-shifted", "echo prompt logprobs shifted by one position",
           "llama-cpp-python 0.3.36", ("LMEVAL-002",), json=echo_shifted, properties=False),
     Fault("unsorted-chat-top", "chat top_logprobs in ascending order", "(synthetic)",
@@ -895,7 +918,12 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
     Fault("chat-top-k-plus-1", "chat top_logprobs with k+1 entries", "TGI on ties",
           ("CNT-002",), json=_resize_chat_top(+1)),
     Fault("chat-no-top-null", "chat logprobs: true without top_logprobs answered with null",
-          "llama-cpp-python 0.3.36", ("CNT-003",), json=chat_no_top_null),
+          "llama-cpp-python 0.3.36", ("CNT-003",), json=chat_no_top_null,
+          looks=(("CNT-003", "answered without logprobs"),)),
+    Fault("chat-top-unasked", "chat logprobs: true without top_logprobs answered with "
+          "alternatives", "llama.cpp's llama-server (docs/baselines/llama-server.json)",
+          ("CNT-003",), json=chat_top_unasked,
+          looks=(("CNT-003", "must be [] when not asked for"),)),
     Fault("text-offset-drift", "text_offset drifts from the token lengths", "(synthetic)",
           ("TXT-003",), json=text_offset_drift),
     Fault("usage-mismatch", "usage.completion_tokens one more than the logprob entries",
@@ -904,7 +932,9 @@ FAULTS: dict[str, Fault] = {f.name: f for f in [
           ("ERR-001", "ERR-002", "ERR-003"), raw=error_as_500),
     Fault("accept-invalid", "invalid logprobs parameters accepted with a 200",
           "llama-cpp-python 0.3.36 (top_logprobs: 25), transformers serve",
-          ("ERR-001", "ERR-002", "ERR-003"), request=accept_invalid),
+          ("ERR-001", "ERR-002", "ERR-003"), request=accept_invalid,
+          looks=(("ERR-001", "accepted with a 200"), ("ERR-002", "accepted with a 200"),
+                 ("ERR-003", "accepted with a 200"))),
     Fault("stream-no-logprobs", "stream chunks without logprobs", "(synthetic)",
           ("STR-001",), chunk=stream_without_logprobs, properties=False),
     Fault("stream-logprobs-differ", "streamed logprobs 0.5 lower than non-streamed", "(synthetic)",

@@ -70,6 +70,8 @@ class Judgement:
     violations: list[Violation] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     expected: list[tuple[Violation, Expectation]] = field(default_factory=list)
+    # The exchange each violation was found in (by the violation's id): its reproducer.
+    sources: dict[int, Exchange] = field(default_factory=dict)
     # Measurements a report draws (e.g. echo against teacher-forced logprobs), plain JSON.
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -82,6 +84,10 @@ class Judgement:
             if level in levels:
                 return level
         return None
+
+    def source(self, violation: Violation) -> Exchange | None:
+        """The exchange the violation was found in (the last judged with it)."""
+        return self.sources.get(id(violation))
 
     @property
     def findings(self) -> list[Violation]:
@@ -282,6 +288,7 @@ class Judge:
         for marker in markers:
             self.judgement.unjudged.setdefault(marker.id, marker.message)
         violations = violations + self._exchange_findings(exchanges)
+        self._found_in(violations, exchanges)
         violations = self._expected(violations, list(exchanges))
         self.judgement.violations.extend(violations)
         if raise_now:
@@ -298,7 +305,13 @@ class Judge:
             verdict = Verdict(worst([v.verdict.value for v in must]))
             self._fail(must, exchanges, verdict)
 
+    def _found_in(self, violations: list[Violation], exchanges: list[Exchange]) -> None:
+        if exchanges:
+            for violation in violations:
+                self.judgement.sources.setdefault(id(violation), exchanges[-1])
+
     def _fail(self, violations: list[Violation], exchanges: list[Exchange], verdict: Verdict) -> None:
+        self._found_in(violations, exchanges)
         self.judgement.violations.extend(v for v in violations if v not in self.judgement.violations)
         failure = ConformanceFailure(verdict, violations, exchanges)
         if self._failures is not None:

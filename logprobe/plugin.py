@@ -631,6 +631,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
         verdict=verdict.value,
         message=message[:4000],
         violated=sorted({v.id for v in violations if v.level is Level.MUST}),
+        failures=failure_rows(violations, judgement),
         findings=finding_rows(judgement.findings, judgement.expected),
         unjudged=[{"invariant": i, "reason": why}
                   for i, why in sorted(judgement.not_judged().items())],
@@ -641,6 +642,20 @@ def _record(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[
         data=judgement.data,
         harness_error=isinstance(exc, HarnessError),
     )), default=str)  # as run.json writes it: a raw request body becomes its repr
+
+
+MAX_FAILURES = 50  # a row's MUST violations kept one by one (the message renders 12)
+
+
+def failure_rows(violations: list[Violation], judgement: Judgement) -> list[dict[str, Any]]:
+    """run.json's failures of a row: each MUST violation with the curl of the exchange it
+    was found in (a test sends several; the row's first reproducer may be another's)."""
+    rows = []
+    for v in [v for v in violations if v.level is Level.MUST][:MAX_FAILURES]:
+        source = judgement.source(v)
+        rows.append({"invariant": v.id, "location": v.location, "message": v.message[:400],
+                     "reproducer": source.curl() if source is not None else None})
+    return rows
 
 
 def _at_death(item: pytest.Item, down: ServerDown, judgement: Judgement
@@ -879,49 +894,16 @@ def _busy(spans: list[list[float]]) -> float:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The run in about one screen (``logprobe.report.summary``), then the baseline diff."""
+    from logprobe.report.summary import summary_lines
+
     run = config.stash.get(REPORT_KEY, None)
     if run is None or not run.tests:
         return
     tr = terminalreporter
     tr.section("logprobe")
-    for row in run.tests:  # a server that died leads: every later verdict is shaped by it
-        if row.nodeid == survival.RUN_NODEID:
-            tr.write_line(f"{row.verdict} {row.nodeid}: {row.message}", red=True, bold=True)
-    backend = run.backend
-    tr.write_line(f"backend: {backend.get('name')}  model: {backend.get('model')}  "
-                  f"server version: {backend.get('server_version')}")
-    chosen = backend.get("expectations") or {}
-    if chosen:
-        tr.write_line(f"expectations: {chosen.get('file') or 'none'} ({chosen.get('why')}); "
-                      f"{chosen.get('applied')} of {chosen.get('entries')} entries apply to "
-                      "this server version")
-    if backend.get("tolerance"):
-        tr.write_line(f"logprob tolerance: {backend['tolerance']}")
-    tr.write_line("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(run.summary().items())))
-    harness = [row for row in run.tests if row.harness_error]
-    if harness:
-        tr.write_line("harness errors (the suite's own environment, not verdicts on the server):")
-        for row in harness:
-            tr.write_line(f"  {row.nodeid}: {row.message[:400]}")
-    for row in run.tests:
-        if row.verdict == Verdict.NA.value:
-            tr.write_line(f"N/A (nothing to judge, not a pass): {row.nodeid}: {row.message[:200]}")
-        elif row.nodeid.startswith("logprobe::run::") and row.verdict != Verdict.PASS.value \
-                and row.nodeid != survival.RUN_NODEID:
-            tr.write_line(f"{row.verdict} {row.nodeid}: {row.message[:600]}")
-    findings = [(row.nodeid, f) for row in run.tests for f in row.findings]
-    for level in ("EXPECTED", Level.SHOULD.value, Level.INFO.value):
-        selected = [(n, f) for n, f in findings if f["level"] == level]
-        if selected:
-            tr.write_line(f"{level} findings (reported, not fatal):")
-            seen = set()
-            for _nodeid, finding in selected:
-                line = finding["message"].splitlines()[0]
-                if line not in seen:
-                    seen.add(line)
-                    tr.write_line(f"  {line}")
-    if run.path is not None:
-        tr.write_line(f"report: {run.path}")
+    for line, markup in summary_lines(run.as_dict(), str(run.path) if run.path else None):
+        tr.write_line(line, **markup)
     compared = config.stash.get(BASELINE_DIFF_KEY, None)
     if compared:
         tr.section("logprobe: against the baseline")

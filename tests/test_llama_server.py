@@ -85,6 +85,10 @@ def test_booted_llama_server_is_judged_raw_and_with_its_expectations(tmp_path):
     assert run["backend"]["family"] == "llama-server"
     assert "owned_by 'llamacpp'" in run["backend"]["identified_by"]
     assert run["backend"]["server_version"]  # /props build_info
+    # Its failures read as named defects, the chat shape first, with one reproducer.
+    [first, *_] = [d for d in run["defects"] if d["grade"] in ("FAIL", "IGNORED")]
+    assert first["looks_like"]["fault"] == "chat-shape-on-completions", first
+    assert "looks like: chat-shape-on-completions, seen in llama.cpp" in out
 
     code, out, run = _run(tmp_path / "expected")
     assert code == 0, out

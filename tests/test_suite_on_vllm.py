@@ -85,6 +85,10 @@ def test_fault_is_caught_by_its_invariants(name, served, tmp_path):
         invariant, words = fault.shows
         seen = [f["message"] for f in run.findings() if f["invariant"] == invariant]
         assert any(words in m for m in seen), seen
+    if fault.looks:  # the run's report names it as the known defect, with where it was seen
+        named = {d["looks_like"]["fault"] for d in run.report["defects"] if d["looks_like"]}
+        assert name in named, [d["example"] for d in run.report["defects"][:8]]
+        assert f"looks like: {name}, seen in" in run.output
     if name == "dies-on-seed-beyond-int64":  # the suite started the proxy: it narrows
         assert_death_named(run, narrowed=True)
     if name == "batch-noise":  # the noise reached the comparisons, and the run passed

@@ -189,6 +189,30 @@ def _oracle_section(columns: list[Column]) -> str:
             f'model or softmax does not.</p><div class="plots">{"".join(plots)}</div>')
 
 
+def _defects(col: Column) -> str:
+    """The run's failing defects, one row each (``logprobe.report.defects``)."""
+    from logprobe.report.defects import group
+
+    defects = [d for d in group(col.run) if d.grade in FAILING | {"SERVER_DOWN"}]
+    if not defects:
+        return ""
+    rows = []
+    for d in defects:
+        known = (f"<br><i>looks like</i> {_e(d.looks_like['fault'])}, seen in "
+                 f"{_e(d.looks_like['seen_in'])}") if d.looks_like else ""
+        curl = f"<pre>{_e(d.reproducer)}</pre>" if d.reproducer else ""
+        tests = "<br>".join(_e(t) for t in d.tests[:8]) + (
+            f"<br>and {len(d.tests) - 8} more" if len(d.tests) > 8 else "")
+        what = d.looks_like["description"] if d.looks_like else d.example
+        rows.append(f"<tr><td>{_e(d.grade)}</td><td>{_e(', '.join(d.invariants) or '-')}</td>"
+                    f"<td>{len(d.tests)}</td><td>{_e(what)}"
+                    f"{known}<details><summary>tests, reproducer</summary>{tests}{curl}</details>"
+                    "</td></tr>")
+    return (f"<h3>{_e(col.name)}: {len(defects)} defect{'s' if len(defects) != 1 else ''}</h3>"
+            '<table class="defects"><tr><th>verdict</th><th>invariants</th><th>tests</th>'
+            f"<th>defect</th></tr>{''.join(rows)}</table>")
+
+
 def _failures(col: Column) -> str:
     rows = [r for r in col.run.get("tests", []) if r.get("verdict") in FAILING]
     if not rows:
@@ -242,6 +266,9 @@ def render(runs: list[dict[str, Any]], names: list[str] | None = None,
         f'<div class="plots">{"".join(_plot(c, echo_points(c.run)) for c in columns)}</div>'
         f"{_oracle_section(columns)}"
         f"<h2>Matrix</h2>{_legend()}{_matrix(columns, invariants)}"
+        f"<h2>Defects</h2><p class=\"sub\">The failures grouped: one invariant, one kind of "
+        "message; a defect the fault registry models is named.</p>"
+        f"{''.join(_defects(c) for c in columns)}"
         f"<h2>Failures</h2>{''.join(_failures(c) for c in columns)}"
         "</body></html>"
     )

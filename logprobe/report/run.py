@@ -29,6 +29,8 @@ class TestRow:
     verdict: str
     message: str = ""
     violated: list[str] = field(default_factory=list)  # ids of the MUST violations
+    # each MUST violation: invariant, location, message (grouped by defect in "defects")
+    failures: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     # invariants the test touched but had nothing to judge (never counted as passing)
     unjudged: list[dict[str, str]] = field(default_factory=list)
@@ -76,7 +78,14 @@ class RunReport:
             "invariants": {i: {"level": inv.level.value, "statement": inv.statement,
                                "source": inv.source} for i, inv in sorted(declared().items())},
             "tests": [row.__dict__ for row in self.tests],
+            "defects": self.defects(),
         }
+
+    def defects(self) -> list[dict[str, Any]]:
+        """The rows' failures and findings grouped by defect (``logprobe.report.defects``)."""
+        from logprobe.report.defects import as_records, group
+
+        return as_records(group({"tests": [row.__dict__ for row in self.tests]}))
 
     def write(self) -> None:
         if self.path is None:
