@@ -56,6 +56,10 @@ class Backend:
     faults: list[str] = field(default_factory=list)
     # The served model, local, for the reference oracle (logprobe.reference); None: off.
     reference_model: str | None = None
+    # Without a tokenizer: the server's own /tokenize, to build token-id prompts with
+    # (logprobe.server_tokenizer), and where the run's tokenizer came from, in words.
+    tokenize_url: str | None = None
+    tokenizer_origin: str = ""
 
     def check_alive(self) -> None:
         if self.process is not None:
@@ -73,6 +77,7 @@ class Backend:
         out = self.identity.as_dict()
         out["faults"] = list(self.faults)
         out["reference_model"] = self.reference_model
+        out["tokenizer"] = self.tokenizer_origin
         out["name"] = name or self.identity.booted or self.identity.base_url
         if isinstance(self.process, ServerProcess):
             out["ready_seconds"] = round(self.process.ready_seconds or 0.0, 1)
@@ -88,7 +93,8 @@ class Backend:
                        "name": self.process.name}
         return {"identity": self.identity.as_dict(), "watched": watched,
                 "tokenizer": self.tokenizer, "faults": self.faults,
-                "reference_model": self.reference_model}
+                "reference_model": self.reference_model, "tokenize_url": self.tokenize_url,
+                "tokenizer_origin": self.tokenizer_origin}
 
     @classmethod
     def from_controller(cls, data: dict[str, Any]) -> Backend:
@@ -96,7 +102,8 @@ class Backend:
         process = WatchedProcess(watched["pid"], Path(watched["log"]), watched["name"]) \
             if watched else None
         return cls(BackendIdentity(**data["identity"]), process, None, data.get("tokenizer"),
-                   list(data.get("faults") or []), data.get("reference_model"))
+                   list(data.get("faults") or []), data.get("reference_model"),
+                   data.get("tokenize_url"), data.get("tokenizer_origin") or "")
 
 
 @dataclass
@@ -151,6 +158,7 @@ def open_backend(options: BackendOptions) -> Backend:
             if options.serve != "command" and options.serve_model is None:
                 backend.reference_model = booted.tokenizer  # the embedded model's folder
         backend.tokenizer = options.tokenizer or backend.tokenizer
+        origin = "--tokenizer" if options.tokenizer else "the booted model's own"
         if options.reference_model:
             backend.reference_model = None if options.reference_model == "none" \
                 else options.reference_model
@@ -161,6 +169,10 @@ def open_backend(options: BackendOptions) -> Backend:
                 backend.identity.base_url, options.log_dir, faults=options.faults)
             backend.faults = options.faults.split(",")
             backend.proxy.start()
+        if backend.tokenizer is not None:
+            backend.tokenizer_origin = f"{backend.tokenizer} ({origin})"
+        else:
+            _ask_server_to_tokenize(backend, options.api_key)
         if options.logprobs_limit is None:
             from logprobe.endpoint import probe_cap
 
@@ -171,3 +183,16 @@ def open_backend(options: BackendOptions) -> Backend:
         backend.stop()
         raise
     return backend
+
+
+def _ask_server_to_tokenize(backend: Backend, api_key: str | None) -> None:
+    """No tokenizer given: token-id prompts are built with the server's /tokenize if it has
+    one (through the proxy, when there is one, as every request goes)."""
+    from logprobe.client import RecordingClient
+    from logprobe.server_tokenizer import locate
+
+    with RecordingClient(backend.identity.base_url, api_key=api_key, timeout=30.0,
+                         retries=0) as client:
+        backend.tokenize_url, found = locate(client, backend.identity.model)
+    backend.tokenizer_origin = found + ("" if backend.tokenize_url else
+                                        ": token-id prompts need --tokenizer")

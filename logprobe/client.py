@@ -274,7 +274,7 @@ class RecordingClient:
         return exchange
 
     def _attempt(self, method: str, path: str, payload: Any) -> tuple[Exchange, bool, float | None]:
-        url = self.base_url + path
+        url = path if "://" in path else self.base_url + path  # an absolute URL: outside /v1
         exchange = Exchange(method=method, url=url, request_json=payload)
         exchange.stream = bool(isinstance(payload, dict) and payload.get("stream"))
         started = time.monotonic()

@@ -342,13 +342,30 @@ def tokenizer(tokenizer_source: str | None) -> Any:
     """The served model's tokenizer; skips the test when none is known."""
     source = tokenizer_source
     if source is None:
-        pytest.skip("needs the served model's tokenizer: pass --tokenizer")
+        pytest.skip("needs the served model's tokenizer: pass --tokenizer (a server's "
+                    "/tokenize cannot witness its own vocabulary)")
     from logprobe.tokenizer import load_tokenizer
 
     try:
         return load_tokenizer(source)
     except ImportError:
         pytest.skip("--tokenizer needs the tokenizers or transformers package")
+
+
+@pytest.fixture(scope="session")
+def prompt_tokenizer(backend: Backend, request: pytest.FixtureRequest) -> Any:
+    """A tokenizer to build token-id prompts with: the served model's own (``tokenizer``),
+    else the server's /tokenize (``logprobe.server_tokenizer``); skips when neither is
+    there. Not for checks of the vocabulary: the server would be its own witness."""
+    if backend.tokenizer is not None:
+        return request.getfixturevalue("tokenizer")
+    if backend.tokenize_url is None:
+        pytest.skip("needs the served model's tokenizer: pass --tokenizer (the server has no "
+                    "/tokenize to build token-id prompts with)")
+    from logprobe.server_tokenizer import ServerTokenizer
+
+    return ServerTokenizer(request.getfixturevalue("api"), backend.tokenize_url,
+                           backend.identity.model)
 
 
 @pytest.fixture

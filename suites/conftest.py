@@ -26,7 +26,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def optional_tokenizer(request: pytest.FixtureRequest) -> Any:
-    """The served model's tokenizer when one is known, else None (checks fall back to text)."""
+    """A tokenizer to build token-id prompts with (the served model's, else the server's
+    /tokenize), or None (checks fall back to text)."""
+    try:
+        return request.getfixturevalue("prompt_tokenizer")
+    except pytest.skip.Exception:
+        return None
+
+
+@pytest.fixture(scope="session")
+def independent_tokenizer(request: pytest.FixtureRequest) -> Any:
+    """The served model's own tokenizer when one is known, else None: for what needs the
+    vocabulary (its size, every token's spelling), which the server cannot witness."""
     try:
         return request.getfixturevalue("tokenizer")
     except pytest.skip.Exception:

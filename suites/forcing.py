@@ -29,8 +29,10 @@ from logprobe.tokenizer import token_id_of_spelling
 
 
 def token_ids(tokens: list[Any], tokenizer: Any) -> list[int] | None:
-    """The vocabulary id of each token string, or None if any is unreadable or ambiguous."""
-    if tokenizer is None or not all(readable(t) for t in tokens):
+    """The vocabulary id of each token string, or None if any is unreadable or ambiguous,
+    or the tokenizer is the server's own (it cannot list its vocabulary to map them)."""
+    if tokenizer is None or not getattr(tokenizer, "independent", True) \
+            or not all(readable(t) for t in tokens):
         return None
     table = token_id_of_spelling(tokenizer)
     ids = [table.get(t) for t in tokens]

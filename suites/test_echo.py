@@ -11,8 +11,8 @@ def test_echo_covers_prompt(echo_top2, judge):
     judge.response(echo_top2, echo.check_echo, feature="echo")
 
 
-def test_echo_token_ids_prompt(api, model, tokenizer, judge):
-    ids = tokenizer.encode("The capital of France is Paris", add_special_tokens=False)
+def test_echo_token_ids_prompt(api, model, prompt_tokenizer, judge):
+    ids = prompt_tokenizer.encode("The capital of France is Paris", add_special_tokens=False)
     exchange = api.completions(completion(model, ids, echo=True, max_tokens=2, logprobs=1))
     judge.response(exchange, shape.check_completions_shape, echo.check_echo, feature="echo")
 

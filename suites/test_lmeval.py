@@ -29,8 +29,8 @@ def test_lmeval_request_text_prompt(api, model, judge):
                    bind(lmeval.check_lmeval_response, [prompt_tokens] if prompt_tokens else None))
 
 
-def test_lmeval_request_token_ids(api, model, tokenizer, judge):
-    ids = tokenizer.encode("The capital of France is Paris", add_special_tokens=False)
+def test_lmeval_request_token_ids(api, model, prompt_tokenizer, judge):
+    ids = prompt_tokenizer.encode("The capital of France is Paris", add_special_tokens=False)
     exchange = api.completions(lmeval.lmeval_request(model, ids))
     judge.response(exchange, shape.check_completions_shape,
                    bind(lmeval.check_lmeval_response, [len(ids)]), feature="echo with logprobs")
@@ -44,8 +44,8 @@ def test_lmeval_request_batch_text(api, model, judge, optional_tokenizer):
                    bind(echo.check_echo, lengths), feature="a list of prompts with echo")
 
 
-def test_lmeval_request_batch_token_ids(api, model, tokenizer, judge):
-    batch = [tokenizer.encode(p, add_special_tokens=False) for p in LMEVAL_BATCH]
+def test_lmeval_request_batch_token_ids(api, model, prompt_tokenizer, judge):
+    batch = [prompt_tokenizer.encode(p, add_special_tokens=False) for p in LMEVAL_BATCH]
     exchange = api.completions(lmeval.lmeval_request(model, batch))
     judge.response(exchange, shape.check_completions_shape,
                    bind(lmeval.check_lmeval_response, [len(ids) for ids in batch]),
@@ -119,7 +119,7 @@ def prompt_form(request: pytest.FixtureRequest) -> Any:
     the tokenizer to build id prompts with, or None for text."""
     if request.param == "text":
         return None
-    return request.getfixturevalue("tokenizer")
+    return request.getfixturevalue("prompt_tokenizer")
 
 
 @pytest.mark.parametrize("text", LMEVAL_CONTEXTS)

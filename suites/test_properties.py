@@ -55,8 +55,8 @@ BATCH = 4
 
 
 @pytest.fixture(scope="session")
-def vocab_size(optional_tokenizer: Any) -> int | None:
-    return len(optional_tokenizer) if optional_tokenizer is not None else None
+def vocab_size(independent_tokenizer: Any) -> int | None:
+    return len(independent_tokenizer) if independent_tokenizer is not None else None
 
 
 @pytest.fixture
@@ -82,9 +82,9 @@ def _example_done(request: pytest.FixtureRequest, judged: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def spellings(optional_tokenizer: Any) -> frozenset[str] | None:
+def spellings(independent_tokenizer: Any) -> frozenset[str] | None:
     """Every vocabulary token's spellings (TXT-006), when the tokenizer is known."""
-    return token_spellings(optional_tokenizer) if optional_tokenizer is not None else None
+    return token_spellings(independent_tokenizer) if independent_tokenizer is not None else None
 
 
 def _judge_valid(judge: Judge, exchange: Exchange, spellings: frozenset[str] | None) -> None:
@@ -116,14 +116,14 @@ def _judge_alone_again(judge: Judge, api: Any, exchange: Exchange) -> None:
 
 @given(data=st.data())
 def test_generated_completions(data, api, model, live_backend, vocab_size, logprobs_limit,
-                               optional_tokenizer, spellings, request):
+                               independent_tokenizer, spellings, request):
     strategy = completion_requests(model, max_logprobs=logprobs_limit, vocab_size=vocab_size)
     batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
     judge = new_judge(request, live_backend)  # after drawing (see BATCH)
     for exchange in api.post_many([("/completions", r) for r in batch]):
         _judge_valid(judge, exchange, spellings)
         _judge_alone_again(judge, api, exchange)
-        judge_choices_forced(judge, api, exchange, optional_tokenizer)
+        judge_choices_forced(judge, api, exchange, independent_tokenizer)
     _example_done(request, len(batch))
 
 
@@ -168,7 +168,7 @@ def test_generated_invalid_requests(data, api, model, live_backend, logprobs_lim
 
 
 @pytest.mark.parametrize("shape", PINNED_SHAPE_NAMES)
-def test_pinned_request_shape(shape, api, model, judge, logprobs_limit, optional_tokenizer,
+def test_pinned_request_shape(shape, api, model, judge, logprobs_limit, independent_tokenizer,
                               spellings):
     path, body, invalid = pinned_shapes(model, logprobs_limit)[shape]
     exchange = api.post(path, body)
@@ -180,4 +180,4 @@ def test_pinned_request_shape(shape, api, model, judge, logprobs_limit, optional
     else:
         _judge_valid(judge, exchange, spellings)
         _judge_alone_again(judge, api, exchange)
-        judge_choices_forced(judge, api, exchange, optional_tokenizer)
+        judge_choices_forced(judge, api, exchange, independent_tokenizer)

@@ -97,3 +97,22 @@ def test_booted_llama_server_is_judged_raw_and_with_its_expectations(tmp_path):
     stopped = [t for t in run["tests"] if "teacher_forcing" in t["nodeid"]]
     assert stopped and all(t["verdict"] == "XFAIL" for t in stopped)
     assert all("stopped by the expected" in t["message"] for t in stopped)
+
+
+def test_llama_servers_tokenize_builds_the_same_token_ids(tmp_path):
+    """llama.cpp's /tokenize takes {"content"} and /detokenize answers {"content"}: the
+    suite's server tokenizer speaks that dialect too, and agrees with the model's own."""
+    from logprobe.client import RecordingClient
+    from logprobe.launch.backends import LaunchRequest, launch
+    from logprobe.server_tokenizer import ServerTokenizer, locate
+    from logprobe.tokenizer import load_tokenizer
+
+    booted = launch(LaunchRequest(backend="llama-server", log_dir=tmp_path))
+    with booted.process, RecordingClient(booted.base_url) as client:
+        url, found = locate(client, booted.model)
+        assert url is not None and url.endswith("/tokenize"), found
+        remote, local = ServerTokenizer(client, url, booted.model), load_tokenizer(booted.tokenizer)
+        for text in ("The capital of France is Paris", "def f(x):\n  return"):
+            ids = remote.encode(text, add_special_tokens=False)
+            assert ids == local.encode(text, add_special_tokens=False), text
+            assert remote.decode(ids) == text

@@ -233,21 +233,50 @@ def test_a_check_with_nothing_to_judge_is_not_a_pass(served, tmp_path):
     assert col.score(invariant_levels()) == (0, 0, [])
 
 
-def test_skipped_tests_get_a_row_and_the_diff_says_skipped(served, direct_run, tmp_path):
-    """Without a tokenizer the token-id tests skip: each still has a row (SKIP), and a diff
-    against a run that judged them lists them as skipped, not as removed."""
+def test_without_a_tokenizer_token_ids_come_from_the_servers_tokenize(served, direct_run,
+                                                                      tmp_path):
+    """Without --tokenizer the token-id tests build their prompts with vLLM's /tokenize and
+    judge them; the header says where the tokenizer came from. The vocabulary tests
+    (TXT-006) cannot ask the server they judge: each still has a row (SKIP) saying why, and
+    a diff against a run that judged them lists them as skipped, not as removed."""
     import dataclasses
 
     from logprobe.report.diff import diff_runs
 
-    run = run_suite(dataclasses.replace(served, tokenizer=None), tmp_path, "-k", "token_ids")
+    run = run_suite(dataclasses.replace(served, tokenizer=None), tmp_path, "-k",
+                    "token_ids or vocabulary_spellings")
     verdicts = run.verdicts()
-    assert verdicts and set(verdicts.values()) == {"SKIP"}, verdicts
+    ids = {n: v for n, v in verdicts.items() if "token_ids" in n or "token-ids" in n}
+    spelled = {n: v for n, v in verdicts.items() if "vocabulary_spellings" in n}
+    assert len(ids) >= 3 and set(ids.values()) == {"PASS"}, ids
+    assert "/tokenize" in run.report["backend"]["tokenizer"]
+    assert "tokenizer: the server's /tokenize" in run.output
+    assert spelled and set(spelled.values()) == {"SKIP"}, spelled
+    assert all("cannot witness its own vocabulary" in t["message"] for t in run.report["tests"]
+               if t["nodeid"] in spelled)
     result = diff_runs(direct_run.report, run.report)
     skipped = {c.key for c in result.skipped if c.kind == "test"}
-    assert set(verdicts) <= skipped
+    assert set(spelled) <= skipped
     assert not {c.key for c in result.removed} & set(verdicts)
     assert "skipped now" in result.render("old", "new")
+
+
+def test_the_servers_tokenize_agrees_with_the_models_tokenizer(served):
+    """What the server's /tokenize gives is what the embedded model's tokenizer gives."""
+    from logprobe.client import RecordingClient
+    from logprobe.server_tokenizer import ServerTokenizer, locate
+    from logprobe.tokenizer import load_tokenizer
+
+    local = load_tokenizer(served.tokenizer)
+    with RecordingClient(served.base_url) as client:
+        url, found = locate(client, "smollm2")
+        assert url is not None, found
+        remote = ServerTokenizer(client, url, "smollm2")
+        for text in ("The capital of France is Paris", " ünïcode 数字 42", "def f(x):\n  return"):
+            ids = remote.encode(text, add_special_tokens=False)
+            assert ids == local.encode(text, add_special_tokens=False), text
+            assert remote.decode(ids) == local.decode(ids)
+        assert remote.encode("", add_special_tokens=False) == []
 
 
 def test_property_tests_show_their_progress(served, tmp_path):

@@ -27,6 +27,8 @@ def _header(run: dict[str, Any]) -> list[Line]:
         lines.append((f"expectations: {chosen.get('file') or 'none'} ({chosen.get('why')}); "
                       f"{chosen.get('applied')} of {chosen.get('entries')} entries apply to "
                       "this server version", {}))
+    if backend.get("tokenizer"):
+        lines.append((f"tokenizer: {backend['tokenizer']}", {}))
     if backend.get("tolerance"):
         lines.append((f"logprob tolerance: {backend['tolerance']}", {}))
     counts = run.get("summary") or {}
