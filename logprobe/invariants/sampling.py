@@ -15,6 +15,7 @@ from logprobe.invariants.core import (
     is_number,
     nothing_to_judge,
 )
+from logprobe.invariants.text import leaked_prefix
 from logprobe.tolerance import DEFAULT, TIE, Drift, Tolerance
 
 EPS_TIE = TIE
@@ -205,7 +206,8 @@ def check_choices_own_logprobs(request: dict[str, Any], response: Any) -> list[V
                                    location=f"choices[{i}]", expected=len(tokens), actual=len(values)))
         if all(readable(t) for t in tokens) \
                 and isinstance(text, str) and "".join(tokens) != text \
-                and choice.get("finish_reason") == "length":
+                and not leaked_prefix(text, "".join(tokens)) \
+                and choice.get("finish_reason") == "length":  # a leak is TXT-001's
             found.append(Violation(SMP_004, "this choice's tokens do not spell its own text",
                                    location=f"choices[{i}]", expected=text, actual="".join(tokens)))
         key = tuple(round(v, 6) if is_number(v) and math.isfinite(v) else None for v in values)

