@@ -74,11 +74,11 @@ class SuiteRun:
 
 def run_suite(served: Served, report_dir: Path, *args: str, timeout: float = 600,
               tests: Path = ROOT / "suites", env: dict[str, str] | None = None,
-              oracle: bool = True) -> SuiteRun:
-    """Run the conformance suite (or other conformance ``tests``) in a subprocess, as a user
-    would, and read its run.json. ``oracle=False`` leaves the reference model unloaded
-    (a third of a run's time on these machines)."""
-    command = [sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:randomly",
+              oracle: bool = True, select: list[str] | None = None) -> SuiteRun:
+    """Run the conformance suite (or other conformance ``tests``, or the node ids ``select``)
+    in a subprocess, as a user would, and read its run.json. ``oracle=False`` leaves the
+    reference model unloaded (a third of a run's time on these machines)."""
+    command = [sys.executable, "-m", "pytest", *(select or [str(tests)]), "-q", "-p", "no:randomly",
                f"--endpoint={served.base_url}", f"--report-dir={report_dir}", *args]
     if served.tokenizer:  # the embedded model's folder: the tokenizer and the reference oracle
         command += [f"--tokenizer={served.tokenizer}",

@@ -1,0 +1,70 @@
+"""Fresh clone to first verdict: ``python bench/fresh_clone.py``.
+
+Clones this repository's HEAD into a temporary folder and runs ``./dev setup`` then
+``./dev conformance`` there with empty caches of its own (uv's, pip's and logprobe's
+model cache), as a new user's first try on a machine that has never installed it.
+Prints the two wall times and the verdict line, and writes
+``bench/results/fresh-clone-<date>.json``. A measurement, not a test: the machine is
+shared, so it records the load average beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, int]:
+    start = time.monotonic()
+    with log.open("w") as out:
+        done = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              check=False)
+    return time.monotonic() - start, done.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep the clone and its caches")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="logprobe-fresh-"))
+    clone = work / "logprobe"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    env.update(UV_CACHE_DIR=str(work / "uv-cache"), PIP_CACHE_DIR=str(work / "pip-cache"),
+               LOGPROBE_CACHE=str(work / "logprobe-cache"))
+    load_before = os.getloadavg()
+    setup_s, setup_rc = _timed(["./dev", "setup"], clone, env, work / "setup.log")
+    conformance_s, rc = _timed(["./dev", "conformance"], clone, env, work / "conformance.log")
+    tail = (work / "conformance.log").read_text(errors="replace").strip().splitlines()
+    verdict = next((line for line in reversed(tail) if " passed" in line or " failed" in line),
+                   tail[-1] if tail else "")
+    result = {
+        "date": time.strftime("%Y-%m-%d"), "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "load_before": load_before},
+        "setup_seconds": round(setup_s, 1), "setup_exit": setup_rc,
+        "conformance_seconds": round(conformance_s, 1), "conformance_exit": rc,
+        "total_seconds": round(setup_s + conformance_s, 1), "verdict": verdict,
+        "command": "python bench/fresh_clone.py",
+    }
+    print(f"setup {setup_s:.1f} s, conformance {conformance_s:.1f} s, total "
+          f"{setup_s + conformance_s:.1f} s (exit {rc}): {verdict}")
+    out = ROOT / "bench" / "results" / f"fresh-clone-{result['date']}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written to {out}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
