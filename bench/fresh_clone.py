@@ -4,8 +4,9 @@ Clones this repository's HEAD into a temporary folder and runs ``./dev setup`` t
 ``./dev conformance`` there with empty caches of its own (uv's, pip's and logprobe's
 model cache), as a new user's first try on a machine that has never installed it.
 Prints the two wall times and the verdict line, and writes
-``bench/results/fresh-clone-<date>.json`` (a second run that day replaces it). A measurement, not a test: the machine is
-shared, so it records the load average beside the figures.
+``bench/results/fresh-clone-<date>.json`` (a second run that day replaces it). A
+measurement, not a test: the machine is shared, so it records the load average beside
+the figures.
 """
 
 from __future__ import annotations

@@ -185,14 +185,20 @@ def open_backend(options: BackendOptions) -> Backend:
     return backend
 
 
+PROBE_TIMEOUT = 5.0  # seconds per tokenize probe: vLLM answers in milliseconds
+
+
 def _ask_server_to_tokenize(backend: Backend, api_key: str | None) -> None:
     """No tokenizer given: token-id prompts are built with the server's /tokenize if it has
     one (through the proxy, when there is one, as every request goes)."""
     from logprobe.client import RecordingClient
+    from logprobe.endpoint import PROBE_HEADER
     from logprobe.server_tokenizer import locate
 
-    with RecordingClient(backend.identity.base_url, api_key=api_key, timeout=30.0,
-                         retries=0) as client:
+    # Marked as a probe (as the limit probe is), short, and never retried: a server that
+    # hangs or trickles must not cost the run more than a few seconds here.
+    with RecordingClient(backend.identity.base_url, api_key=api_key, timeout=PROBE_TIMEOUT,
+                         retries=0, headers={PROBE_HEADER: "tokenize"}) as client:
         backend.tokenize_url, found = locate(client, backend.identity.model)
     backend.tokenizer_origin = found + ("" if backend.tokenize_url else
                                         ": token-id prompts need --tokenizer")

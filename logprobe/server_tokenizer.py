@@ -51,10 +51,13 @@ def locate(client: RecordingClient, model: str) -> tuple[str | None, str]:
     tried = []
     for path in PATHS:
         exchange = client.post(root + path, _body(model, PROBE_TEXT))
-        ids = _ids(exchange.json) if exchange.status == 200 else None
+        ids = _ids(exchange.json) if exchange.status == 200 and not exchange.truncated else None
         if ids:
             return root + path, f"the server's {path} ({PROBE_TEXT!r} -> {ids})"
-        tried.append(f"{path}: HTTP {exchange.status or exchange.transport_error}")
+        if exchange.transport_error:  # it hangs or drops: do not ask again
+            tried.append(f"{path}: {exchange.transport_error}")
+            break
+        tried.append(f"{path}: HTTP {exchange.status}")
     return None, "the server does not tokenize (" + "; ".join(tried) + ")"
 
 

@@ -61,7 +61,7 @@ def test_a_body_cut_off_and_then_retried_is_still_reported(tmp_path: Path):
     assert attempt.startswith("HTTP 200, then RemoteProtocolError") and "cut off" in attempt
     [finding] = row["findings"]
     assert finding["invariant"] == "ERR-006" and finding["level"] == "SHOULD"
-    assert "SHOULD findings" in run.output and "ERR-006" in run.output
+    assert "SHOULD ERR-006 (1 test): 1 failed attempt(s) before this answer" in run.output
 
 
 def test_a_server_that_stays_overloaded_is_an_error_after_the_retries(tmp_path: Path):
