@@ -665,10 +665,13 @@ MAX_FAILURES = 50  # a row's MUST violations kept one by one (the message render
 
 
 def failure_rows(violations: list[Violation], judgement: Judgement) -> list[dict[str, Any]]:
-    """run.json's failures of a row: each MUST violation with the curl of the exchange it
-    was found in (a test sends several; the row's first reproducer may be another's)."""
+    """run.json's failures of a row: each MUST violation once, with the curl of the exchange
+    it was found in (a test sends several; the row's first reproducer may be another's).
+    The row's list holds the failure's violations twice (the judgement keeps them too):
+    the same object is counted once, two equal findings of two exchanges twice."""
+    must = {id(v): v for v in violations if v.level is Level.MUST}
     rows = []
-    for v in [v for v in violations if v.level is Level.MUST][:MAX_FAILURES]:
+    for v in list(must.values())[:MAX_FAILURES]:
         source = judgement.source(v)
         rows.append({"invariant": v.id, "location": v.location, "message": v.message[:400],
                      "reproducer": source.curl() if source is not None else None})

@@ -114,3 +114,25 @@ def test_every_signature_names_an_invariant_its_fault_trips_or_shapes():
         for invariant, words in fault.looks:
             assert words and invariant in {*fault.trips, "SHAPE-005", "STR-002", "LMEVAL-001"}, \
                 (fault.name, invariant)
+
+
+def test_a_rows_failures_hold_each_violation_once_with_the_exchange_it_came_from():
+    """The judge keeps a failing test's violations and raises them too; the row is built
+    from both. Each MUST is one entry, with the curl of the exchange it was found in."""
+    from logprobe.client import Exchange
+    from logprobe.invariants.core import Violation
+    from logprobe.invariants.shape import SHAPE_002
+    from logprobe.judge import ConformanceFailure, Judge, Judgement
+    from logprobe.plugin import failure_rows
+
+    first = Exchange("POST", "http://x/v1/completions", {"prompt": "first"})
+    broken = Exchange("POST", "http://x/v1/completions", {"prompt": "second"})
+    judgement = Judgement()
+    judge = Judge(judgement)
+    judge.record([first], [SHAPE_002], [])
+    with pytest.raises(ConformanceFailure) as raised:
+        judge.record([broken], [SHAPE_002], [Violation(SHAPE_002, "the chat logprobs shape")])
+    rows = failure_rows(list(judgement.violations) + list(raised.value.violations), judgement)
+    assert [(r["invariant"], r["message"]) for r in rows] == [("SHAPE-002",
+                                                               "the chat logprobs shape")]
+    assert '"second"' in rows[0]["reproducer"] and '"first"' not in rows[0]["reproducer"]
