@@ -68,7 +68,11 @@ class Exchange:
     @property
     def endpoint(self) -> str:
         """The path below the API's base URL (``/completions`` for ``…/v1/completions``), as
-        ``RecordingClient.post`` takes it: to send the same request again, anywhere."""
+        ``RecordingClient.post`` takes it: to send the same request again, anywhere. A
+        request outside the API (the server's ``/tokenize``) is its whole URL, which
+        ``post`` sends as it is."""
+        if "/v1/" not in self.path:
+            return self.url
         return "/" + self.path.rstrip("/").rsplit("/v1/", 1)[-1].lstrip("/")
 
     @property

@@ -144,3 +144,38 @@ def test_requests_sent_before_the_killer_but_reset_by_its_death_do_not_lead():
                 at("killer", 0.768, 0.789, status=500),
                 at("in-flight-2", 0.769, 0.791, status=None, error=REFUSED, retries=[RESET])]
     assert names(suspects(timeline)) == ["killer", "in-flight", "in-flight-2", "answer"]
+
+
+def test_a_suspect_outside_the_api_is_replayed_at_its_own_url():
+    """The server's /tokenize (asked for token-id prompts) sits beside /v1, not below it:
+    a suspect sent there is sent there again, not to /v1/tokenize."""
+    import http.server
+    import json
+
+    from hostile import serve
+
+    from logprobe.client import RecordingClient
+    from logprobe.liveness import _replay
+
+    paths: list[str] = []
+
+    class Paths(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            paths.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps({"tokens": [1]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    with serve(Paths) as root, RecordingClient(root) as client:
+        sent = client.post(root + "/tokenize", {"prompt": "hi"})
+        again = _replay(client, record(sent))
+        completions = _replay(client, record(client.post("/completions", {"prompt": "hi"})))
+    assert again.status == 200 and completions.status == 200
+    assert paths == ["/tokenize", "/tokenize", "/v1/completions", "/v1/completions"]
