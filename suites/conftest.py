@@ -24,24 +24,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                                             False))
 
 
+def _unless_skipped(request: pytest.FixtureRequest, name: str) -> Any:
+    """The fixture ``name``, or None where it would skip the test."""
+    try:
+        return request.getfixturevalue(name)
+    except pytest.skip.Exception:
+        return None
+
+
 @pytest.fixture(scope="session")
 def optional_tokenizer(request: pytest.FixtureRequest) -> Any:
     """A tokenizer to build token-id prompts with (the served model's, else the server's
     /tokenize), or None (checks fall back to text)."""
-    try:
-        return request.getfixturevalue("prompt_tokenizer")
-    except pytest.skip.Exception:
-        return None
+    return _unless_skipped(request, "prompt_tokenizer")
 
 
 @pytest.fixture(scope="session")
 def independent_tokenizer(request: pytest.FixtureRequest) -> Any:
     """The served model's own tokenizer when one is known, else None: for what needs the
     vocabulary (its size, every token's spelling), which the server cannot witness."""
-    try:
-        return request.getfixturevalue("tokenizer")
-    except pytest.skip.Exception:
-        return None
+    return _unless_skipped(request, "tokenizer")
 
 
 @pytest.fixture(scope="session")

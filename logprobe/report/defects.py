@@ -20,13 +20,15 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from logprobe.invariants.core import FAILING
+from logprobe.invariants.core import FAILING, Outcome
 
 # "[MUST SHAPE-002] at choices[0].logprobs: message", as Violation.render writes a line.
 RENDERED = re.compile(r"^\s*\[(MUST|SHOULD|INFO) ([A-Z]+-\d+)\](?: at \S+)?: (.*)$")
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 MAX_KINDS = 10
 KIND_CHARS = 100  # enough to tell kinds apart; response bodies quoted after it differ anyway
+# A defect that fails the run: a failing verdict, or tests the server was down for.
+FAILING_GRADES = FAILING | {Outcome.SERVER_DOWN}
 ORDER = {"SERVER_DOWN": 0, "FAIL": 1, "ERROR": 2, "IGNORED": 3, "UNSUPPORTED": 4, "XPASS": 5,
          "EXPECTED": 6, "SHOULD": 7, "INFO": 8}
 
@@ -123,22 +125,22 @@ def group(run: dict[str, Any]) -> list[Defect]:
         if row["verdict"] == "SERVER_DOWN":
             seen = [("SERVER_DOWN", None, "not reached: the server is down", None)]
         for grade, invariant, message, reproducer in seen + _findings(row):
+            kind = kind_of(message)
             known = _known(invariant, message, signatures) if grade != "INFO" else None
             if known:  # one defect, whatever grade each of its tests gave it
                 key: tuple[str, ...] = ("known", known["fault"])
             elif grade == "INFO":
                 key = (grade, invariant or "")
             else:
-                key = (grade, invariant or "", kind_of(message))
+                key = (grade, invariant or "", kind)
             defect = groups.get(key)
             if defect is None:
-                defect = groups[key] = Defect(grade, invariant, kind_of(message),
+                defect = groups[key] = Defect(grade, invariant, kind,
                                               message.splitlines()[0][:300] if message else "",
                                               looks_like=known)
             if ORDER.get(grade, 9) < ORDER.get(defect.grade, 9):
                 defect.grade = grade
             defect.count += 1
-            kind = kind_of(message)
             if kind not in defect.kinds and len(defect.kinds) < MAX_KINDS:
                 defect.kinds.append(kind)
             if invariant and invariant not in defect.invariants:

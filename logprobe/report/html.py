@@ -191,9 +191,9 @@ def _oracle_section(columns: list[Column]) -> str:
 
 def _defects(col: Column) -> str:
     """The run's failing defects, one row each (``logprobe.report.defects``)."""
-    from logprobe.report.defects import group
+    from logprobe.report.defects import FAILING_GRADES, group
 
-    defects = [d for d in group(col.run) if d.grade in FAILING | {"SERVER_DOWN"}]
+    defects = [d for d in group(col.run) if d.grade in FAILING_GRADES]
     if not defects:
         return ""
     rows = []

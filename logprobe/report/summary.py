@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from logprobe.invariants.core import FAILING as FAILING_VERDICTS
+from logprobe.invariants.survival import RUN_NODEID as SERVER_NODEID
+from logprobe.report.defects import FAILING_GRADES as FAILING
 from logprobe.report.defects import Defect, group
 
-SERVER_NODEID = "logprobe::run::server"
 Line = tuple[str, dict[str, bool]]  # a line and its terminal markup (red=True, bold=True)
-FAILING = FAILING_VERDICTS | {"SERVER_DOWN"}
 
 
 def _header(run: dict[str, Any]) -> list[Line]:
