@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from logprobe.faults import Fault, apply_json, dumps, resolve
+from logprobe.faults import Fault, apply, dumps, resolve
 from logprobe.launch.process import ServerProcess, free_port
 
 HEALTH_PATH = "/__logprobe_proxy/health"
@@ -66,13 +66,12 @@ async def _forward(request: web.Request) -> web.StreamResponse:
         except ValueError:
             payload = None
     if isinstance(payload, dict):
-        dying = next((f for f in faults if f.dies is not None and f.dies(path, payload)), None)
+        dying = apply.dying(faults, path, payload)
         if dying is not None:
             await _die(request, dying)
-        for fault in faults:
-            if fault.request is not None:
-                payload = fault.request(path, payload)
-                raw_body = json.dumps(payload).encode()
+        if any(f.request is not None for f in faults):
+            payload = apply.to_request(faults, path, payload)
+            raw_body = json.dumps(payload).encode()
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
     url = request.app["upstream"] + request.path_qs
     session: aiohttp.ClientSession = request.app["session"]
@@ -89,17 +88,14 @@ async def _forward(request: web.Request) -> web.StreamResponse:
             return await _stream(request, upstream, out_headers, path, request_json, faults)
         body = await upstream.read()
         status = upstream.status
-        json_faults = [f for f in faults if f.json is not None]
-        if json_faults and upstream.content_type == "application/json":
+        if any(f.json is not None for f in faults) and upstream.content_type == "application/json":
             try:
                 parsed = json.loads(body)
             except ValueError:
                 parsed = None
             if parsed is not None:
-                body = dumps(apply_json(json_faults, path, request_json, parsed))
-        for fault in faults:
-            if fault.raw is not None:
-                status, body = fault.raw(path, request_json, status, body)
+                body = dumps(apply.to_json(faults, path, request_json, parsed))
+        status, body = apply.to_raw(faults, path, request_json, status, body)
         _record(request.app["record"], path, payload, status, body)
         return web.Response(status=status, body=body, headers=out_headers)
 
@@ -137,14 +133,14 @@ async def _stream(
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
-    if any(f.stream is not None for f in faults):
+    if apply.needs_whole_stream(faults):
         for line in await _whole_stream(upstream, path, request_json, faults):
             await response.write(line)
         await response.write_eof()
         return response
-    chunk_faults = [f for f in faults if f.chunk is not None]
+    chunks = any(f.chunk is not None for f in faults)
     async for line in upstream.content:
-        if chunk_faults and line.startswith(b"data:"):
+        if chunks and line.startswith(b"data:"):
             payload = line[len(b"data:"):].strip()
             if payload and payload != b"[DONE]":
                 try:
@@ -152,9 +148,8 @@ async def _stream(
                 except ValueError:
                     event = None
                 if event is not None:
-                    for fault in chunk_faults:
-                        event = fault.chunk(path, request_json, event)  # type: ignore[misc]
-                    line = b"data: " + dumps(event) + b"\n"
+                    line = b"data: " + dumps(apply.to_event(faults, path, request_json, event)) \
+                        + b"\n"
         await response.write(line)
     await response.write_eof()
     return response
@@ -175,12 +170,7 @@ async def _whole_stream(upstream: aiohttp.ClientResponse, path: str,
                 events.append(json.loads(payload))
             except ValueError:
                 events.append(payload.decode(errors="replace"))
-    for fault in faults:
-        if fault.chunk is not None:
-            events = [fault.chunk(path, request_json, e) if isinstance(e, dict) else e
-                      for e in events]
-        if fault.stream is not None:
-            events = fault.stream(path, request_json, events)
+    events = apply.to_stream(faults, path, request_json, events)
     lines = [b"data: " + (dumps(e) if isinstance(e, dict) else e.encode()) + b"\n\n"
              for e in events]
     return [*lines, b"data: [DONE]\n\n"] if done else lines

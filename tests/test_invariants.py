@@ -39,7 +39,7 @@ def unjudged(violations):
 
 def broken(name: str, fault: str, path: str = COMPLETIONS):
     request, _, response = exchange(VLLM, name)
-    return request, faults.FAULTS[fault].json(path, request, response)
+    return request, faults.break_json(fault, path, request, response)
 
 
 # (check, good (server, exchange), bad (server, exchange) or (fault on a vLLM exchange), id)
@@ -268,7 +268,7 @@ def test_repeatable_and_logprob_mode():
     raw = sampling.describe_logprob_mode(a, a)
     assert "raw" in raw[0].message
     request, _, _ = exchange(VLLM, "completions_logprobs5")
-    scaled = faults.logprobs_after_temperature(COMPLETIONS, {**request, "temperature": 1.7},
+    scaled = faults.break_json("logprobs-after-temperature", COMPLETIONS, {**request, "temperature": 1.7},
                                                exchange(VLLM, "completions_logprobs5")[2])
     processed = sampling.describe_logprob_mode(a, scaled)
     assert "processed" in processed[0].message and processed[0].level is Level.INFO
@@ -294,12 +294,12 @@ def test_stream_matches():
         for t, v, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"], strict=True)]
     assert streaming.check_stream_matches({}, [*events, "[DONE]"], plain) == []
     assert streaming.check_stream_matches({}, events, plain) == []  # [DONE] is STR-002's alone
-    dropped = [faults.stream_without_logprobs(COMPLETIONS, {}, e) for e in events]
+    dropped = [faults.break_event("stream-no-logprobs", COMPLETIONS, {}, e) for e in events]
     assert streaming.check_stream_matches({}, [*dropped, "[DONE]"], plain)[0].verdict is Verdict.IGNORED
     _, _, plain2 = exchange(VLLM, "completions_logprobs5")
-    events = [faults.stream_logprobs_differ(COMPLETIONS, {}, {"choices": [{"index": 0, "logprobs": {
-        "tokens": [t], "token_logprobs": [v]}}]}) for t, v in zip(lp["tokens"], lp["token_logprobs"],
-                                                                    strict=True)]
+    events = [faults.break_event("stream-logprobs-differ", COMPLETIONS, {}, {"choices": [
+        {"index": 0, "logprobs": {"tokens": [t], "token_logprobs": [v]}}]})
+        for t, v in zip(lp["tokens"], lp["token_logprobs"], strict=True)]
     found = streaming.check_stream_matches({}, [*events, "[DONE]"], plain2)
     assert ids(found) == {"STR-001"} and "differ" in found[0].message
 
@@ -322,12 +322,12 @@ def test_stream_positions_hold_together():
     assert assembled["choices"][0]["logprobs"] == plain["choices"][0]["logprobs"]
     assert assembled["choices"][0]["text"] == plain["choices"][0]["text"]
     assert streaming.check_stream_positions(streamed, [*events, "[DONE]"]) == []
-    placeholders = [faults.stream_placeholder_logprobs(COMPLETIONS, streamed, copy.deepcopy(e))
+    placeholders = [faults.break_event("stream-placeholder-logprobs", COMPLETIONS, streamed, copy.deepcopy(e))
                     for e in events]
     found = streaming.check_stream_positions(streamed, placeholders)
     assert ids(found) == {"STR-003"} and "VAL-003" in found[0].message
     assert ids(streaming.check_stream_matches(streamed, placeholders, plain)) == {"STR-001"}
-    merged = faults.stream_chunks_merged(COMPLETIONS, streamed, copy.deepcopy(events))
+    merged = faults.break_stream("stream-chunks-merged", COMPLETIONS, streamed, copy.deepcopy(events))
     assert len(merged) == (len(events) + 1) // 2
     assert streaming.assemble_stream(merged)["choices"][0]["text"] == plain["choices"][0]["text"]
     assert ids(streaming.check_stream_positions(streamed, merged)) == {"STR-003"}
@@ -426,7 +426,7 @@ def test_processed_logprobs_fault_is_legal_at_any_temperature(temperature):
     for path, name in ((COMPLETIONS, "completions_logprobs5"), (CHAT, "chat_logprobs_top3")):
         request, _, response = exchange(VLLM, name)
         request["temperature"] = temperature
-        scaled = faults.logprobs_after_temperature(path, request, response)
+        scaled = faults.break_json("logprobs-after-temperature", path, request, response)
         found = values.check_logprob_values(request, scaled) + \
             values.check_alternatives(request, scaled)
         assert ids(found, Level.MUST) == set(), [v.render() for v in found]
@@ -554,7 +554,7 @@ def test_each_choice_scores_its_own_tokens():
     response["choices"].append(second)
     own = [list(c["logprobs"]["token_logprobs"]) for c in response["choices"]]
     assert ids(consistency.check_choice_scores_its_tokens(own[0], own[0], 0)) == {"CONS-002"}
-    rotated = faults.n_choices_logprobs_rotated(COMPLETIONS, request, response)
+    rotated = faults.break_json("n-choices-logprobs-rotated", COMPLETIONS, request, response)
     moved = rotated["choices"][0]["logprobs"]["token_logprobs"]
     assert moved == own[1]
     assert "CONS-003" in ids(consistency.check_choice_scores_its_tokens(moved, own[0], 0))
@@ -568,7 +568,7 @@ def test_raw_bpe_pieces_are_not_decoded_text():
         request, _, response = exchange(VLLM, name)
         spellings = {t for _, t in text._token_strings(response)} | {"\x11"}
         assert text.check_token_spelling(request, response, spellings) == []
-        bad = faults.raw_bpe_alternatives(path, request, copy.deepcopy(response))
+        bad = faults.break_json("raw-bpe-alternatives", path, request, copy.deepcopy(response))
         found = text.check_token_spelling(request, bad, spellings)
         assert ids(found) == {"TXT-006"} and "\u0120" in "".join(found[0].actual), found
     odd = {"choices": [{"index": 0, "logprobs": {"tokens": ["\u0111"], "token_logprobs": [-1.0],
@@ -589,7 +589,7 @@ def test_tokens_showing_the_most_likely_alternative():
     request["temperature"] = 1.0
     assert not ids(values.check_alternatives(request, response), Level.MUST)
     assert not ids(text.check_completions_text(request, response), Level.MUST) & {"TXT-001"}
-    bad = faults.tokens_show_top_1(COMPLETIONS, request, response)
+    bad = faults.break_json("tokens-show-top-1", COMPLETIONS, request, response)
     assert "VAL-003" in ids(values.check_alternatives(request, bad))
     assert "TXT-001" in ids(text.check_completions_text(request, bad))
 
@@ -603,7 +603,7 @@ def test_tokens_past_the_stop_string():
         "top_logprobs": [{",": -0.07}, {" the": -1.8}, {" city": -2.8}],
         "text_offset": [0, 1, 5]}}]}
     assert not ids(text.check_completions_text(request, good), Level.MUST)
-    bad = faults.tokens_past_stop(COMPLETIONS, request, copy.deepcopy(good))
+    bad = faults.break_json("tokens-past-stop", COMPLETIONS, request, copy.deepcopy(good))
     assert bad["choices"][0]["logprobs"]["text_offset"] == [0, 1, 5, 10, 14]
     found = [v for v in text.check_completions_text(request, bad) if v.id == "TXT-007"]
     assert found and found[0].actual == [" the", " city"]

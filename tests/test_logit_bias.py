@@ -34,7 +34,7 @@ def test_the_pre_bias_value_passes_whatever_the_mode():
 
 
 def test_a_post_bias_value_is_a_must_where_logprobs_are_raw_and_info_where_processed():
-    biased = faults.logprobs_after_bias("/v1/completions", FORCED, copy.deepcopy(BODY))
+    biased = faults.break_json("logprobs-after-bias", "/v1/completions", FORCED, copy.deepcopy(BODY))
     [must] = found(True, biased)
     assert must.id == "SMP-005" and must.level is Level.MUST
     info = [v for v in found(False, biased) if v.verdict is not Verdict.NA]

@@ -44,14 +44,14 @@ def test_vllm_s_prompt_logprobs_pass_every_check():
 
 
 def test_rows_shifted_by_one_are_missing_their_tokens():
-    shifted = faults.prompt_rows_shifted("/v1/completions", REQUEST, copy.deepcopy(BODY))
+    shifted = faults.break_json("prompt-rows-shifted", "/v1/completions", REQUEST, copy.deepcopy(BODY))
     assert ids(prompt.check_prompt_logprobs(REQUEST, shifted)) == {"PROMPT-002"}
     rows = shifted["choices"][0]["prompt_logprobs"]
     assert "PROMPT-002" in ids(prompt.check_matches_echo(rows, None, ECHO_TOKENS, ECHO_VALUES))
 
 
 def test_null_rows_and_a_first_entry_that_is_not_null_break_the_shape():
-    nulled = faults.prompt_logprobs_null("/v1/completions", REQUEST, copy.deepcopy(BODY))
+    nulled = faults.break_json("prompt-logprobs-null", "/v1/completions", REQUEST, copy.deepcopy(BODY))
     assert ids(prompt.check_prompt_logprobs(REQUEST, nulled)) == {"PROMPT-001"}
     body = copy.deepcopy(BODY)
     body["choices"][0]["prompt_logprobs"][0] = {"1": {"logprob": -1.0, "rank": 1}}

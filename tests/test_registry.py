@@ -50,3 +50,34 @@ def test_a_throwaway_invariant_reaches_suite_properties_and_report(served, tmp_p
     assert done.returncode == 0, done.stderr
     html = page.read_text()
     assert "ZZZ-001" in html and "throwaway: no completions response with logprobs" in html
+
+
+def test_raw_bpe_fault_spells_gpt2_pieces_from_its_own_table():
+    """The raw-BPE fault's spelling is GPT-2's, known from the published vocabulary (' the'
+    is 'Ġthe', a newline 'Ċ', 'é' the two bytes 'Ã©'), and it agrees with TXT-006's
+    reading on every character of the Basic Multilingual Plane's first block."""
+    from logprobe.faults.alternatives import gpt2_piece
+    from logprobe.invariants.text import as_byte_level_piece
+
+    assert [gpt2_piece(t) for t in (" the", "\n", "é")] == ["Ġthe", "Ċ", "Ã©"]
+    assert all(gpt2_piece(chr(c)) == as_byte_level_piece(chr(c)) for c in range(0x3000))
+
+
+def test_a_stateful_fault_starts_fresh_in_every_run():
+    """stale-prefix-cache remembers the prompts it saw, per run: the first sighting in a new
+    run is served as it came, whatever an earlier run saw."""
+    import copy
+
+    from logprobe import faults
+
+    body = {"choices": [{"index": 0, "logprobs": {"tokens": ["a", "b", "c"],
+                                                  "token_logprobs": [None, -1.0, -2.0],
+                                                  "top_logprobs": [None, {}, {}]}}]}
+    request = {"prompt": "ab", "echo": True}
+    [first] = faults.resolve("stale-prefix-cache")
+    once = faults.apply_json([first], "/v1/completions", request, copy.deepcopy(body))
+    twice = faults.apply_json([first], "/v1/completions", request, copy.deepcopy(body))
+    assert once == body
+    assert twice["choices"][0]["logprobs"]["token_logprobs"][1] == -1.7
+    [again] = faults.resolve("stale-prefix-cache")
+    assert faults.apply_json([again], "/v1/completions", request, copy.deepcopy(body)) == body

@@ -44,7 +44,7 @@ def test_vllm_s_answer_and_stream_pass():
 
 
 def test_the_chat_shape_and_a_missing_list_are_rejected():
-    chat_shaped = faults.responses_chat_shape("/v1/responses", REQUEST, copy.deepcopy(BODY))
+    chat_shaped = faults.break_json("responses-chat-shape", "/v1/responses", REQUEST, copy.deepcopy(BODY))
     assert "RESP-001" in failing(responses.check_responses_logprobs(REQUEST, chat_shaped))
     dropped = copy.deepcopy(BODY)
     dropped["output"][0]["content"][0]["logprobs"] = None
@@ -85,7 +85,7 @@ def test_missing_bytes_are_a_should_and_top_logprobs_without_include_a_finding()
 
 
 def test_an_empty_stream_differs_from_the_plain_answer():
-    emptied = [faults.responses_stream_empty("/v1/responses", REQUEST, copy.deepcopy(e))
+    emptied = [faults.break_event("responses-stream-empty", "/v1/responses", REQUEST, copy.deepcopy(e))
                for e in DELTAS]
     assert failing(responses.check_stream_matches(BODY, emptied)) == {"RESP-006"}
 

@@ -16,6 +16,7 @@ import pytest
 from recorded import VLLM, exchange
 
 from logprobe import faults
+from logprobe.faults.values import GPU_DRIFT_MAX
 from logprobe.invariants import lmeval, numerics, values
 from logprobe.invariants.core import Verdict
 from logprobe.tolerance import DEFAULT, Drift, Tolerance
@@ -152,7 +153,7 @@ def test_numeric_faults_keep_every_value_legal(name):
     token equals its own alternative, and the mass stays <= 1. What catches them (or must
     not) is the comparison with generation."""
     request, body = _recorded_echo()
-    moved = faults.FAULTS[name].json("/v1/completions", request, body)
+    moved = faults.break_json(name, "/v1/completions", request, body)
     found = values.check_logprob_values(request, moved) + values.check_alternatives(request, moved)
     assert [v.render() for v in found if v.verdict is not Verdict.NA
             and v.level.value == "MUST"] == []
@@ -161,19 +162,19 @@ def test_numeric_faults_keep_every_value_legal(name):
 def test_gpu_numerics_moves_about_a_third_of_prompt_rows_by_at_most_0_2():
     request, body = _recorded_echo()
     _, _, original = exchange(VLLM, "completions_echo_lmeval_batch")
-    moved = faults.gpu_numerics("/v1/completions", request, body)
+    moved = faults.break_json("gpu-numerics", "/v1/completions", request, body)
     deltas = []
     for before, after in zip(original["choices"], moved["choices"], strict=True):
         deltas += Drift.between(before["logprobs"]["token_logprobs"],
                                 after["logprobs"]["token_logprobs"]).deltas
-    assert deltas and max(deltas) <= faults.GPU_DRIFT_MAX + 1e-9
+    assert deltas and max(deltas) <= GPU_DRIFT_MAX + 1e-9
     assert 0 < sum(d > 0 for d in deltas) < len(deltas)
 
 
 def test_shift_diagnosis_names_the_direction():
     _, _, good = exchange(VLLM, "completions_echo_lmeval_text")
     teacher = good["choices"][0]["logprobs"]["token_logprobs"][2:6]
-    shifted_body = faults.echo_shifted("/v1/completions", {"echo": True}, good)
+    shifted_body = faults.break_json("echo-shifted", "/v1/completions", {"echo": True}, good)
     found = lmeval.check_continuation(shifted_body, 2, teacher, False)
     assert any("one position earlier" in v.message for v in found)
 
