@@ -26,13 +26,7 @@ from typing import Any
 
 from logprobe.client import Exchange, RecordingClient
 from logprobe.invariants.core import Violation
-from logprobe.invariants.lmeval import (  # noqa: F401  (the e2e suite reads them from here)
-    LMEVAL_004,
-    LMEVAL_005,
-    LMEVAL_006,
-    LMEVAL_007,
-    LMEVAL_008,
-)
+from logprobe.invariants.lmeval import LMEVAL_005
 from logprobe.mmlu import LETTERS, TaskSet
 from logprobe.progress import Progress, watching
 from logprobe.tolerance import DEFAULT, Tolerance
@@ -94,35 +88,19 @@ def run_lmeval(
         raise HarnessError(f"the e2e tests need lm-eval: pip install 'logprobe[lmeval]' "
                            f"({exc})") from exc
 
-    model_args: dict[str, Any] = {
-        "base_url": f"{base_url}/chat/completions" if chat else f"{base_url}/completions",
-        "model": model,
-        "num_concurrent": num_concurrent,
-        "max_retries": 1,
-        "seed": seed,
-    }
-    if tokenizer and not chat:
-        model_args.update(tokenizer=tokenizer, tokenizer_backend="huggingface")
-    if chat:
-        model_args["tokenizer_backend"] = None
+    model_args = _model_args(base_url, model, tokenizer, chat, num_concurrent, seed)
     offline = taskset is not None
-    total = None if taskset is None else sum(
-        1 if chat else len(doc.get("choices") or [None]) for docs in taskset.docs.values()
-        for doc in docs)
-    progress = Progress("e2e: lm-eval requests answered", total)
+    progress = Progress("e2e: lm-eval requests answered", _requests(taskset, chat))
 
     def answered() -> int:
         return record.read_bytes().count(b"\n") if record is not None and record.exists() else 0
 
     started = time.monotonic()
     results, error, trace = None, None, ""
-    key_before = os.environ.get("OPENAI_API_KEY")
-    if api_key:
-        os.environ["OPENAI_API_KEY"] = api_key  # lm-eval reads the key from here
     try:
         # progress is counted in the recording, when there is one
         watch = watching(answered, progress) if record is not None else nullcontext()
-        with offline_datasets() if offline else nullcontext(), watch:
+        with offline_datasets() if offline else nullcontext(), watch, _api_key_set(api_key):
             results = lm_eval.simple_evaluate(
                 model="local-chat-completions" if chat else "local-completions",
                 model_args=model_args,
@@ -137,16 +115,53 @@ def run_lmeval(
     except Exception as exc:  # the point: whatever lm-eval raises becomes a verdict
         error = f"{type(exc).__name__}: {exc}"
         trace = traceback.format_exc(limit=6)
-    finally:
-        if api_key:
-            if key_before is None:
-                os.environ.pop("OPENAI_API_KEY", None)
-            else:
-                os.environ["OPENAI_API_KEY"] = key_before
     exchanges = []
     if record is not None and record.exists():
         exchanges = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
     return LmEvalOutcome(results, error, trace, time.monotonic() - started, exchanges)
+
+
+def _requests(taskset: TaskSet | None, chat: bool) -> int | None:
+    """How many requests lm-eval will send: one per choice (one per question in chat)."""
+    if taskset is None:
+        return None
+    return sum(1 if chat else len(doc.get("choices") or [None])
+               for docs in taskset.docs.values() for doc in docs)
+
+
+def _model_args(base_url: str, model: str, tokenizer: str | None, chat: bool,
+                num_concurrent: int, seed: int) -> dict[str, Any]:
+    """lm-eval's local-completions (or local-chat-completions) arguments for this server."""
+    model_args: dict[str, Any] = {
+        "base_url": f"{base_url}/chat/completions" if chat else f"{base_url}/completions",
+        "model": model,
+        "num_concurrent": num_concurrent,
+        "max_retries": 1,
+        "seed": seed,
+    }
+    if tokenizer and not chat:
+        model_args.update(tokenizer=tokenizer, tokenizer_backend="huggingface")
+    if chat:
+        model_args["tokenizer_backend"] = None
+    return model_args
+
+
+@contextmanager
+def _api_key_set(api_key: str | None) -> Iterator[None]:
+    """OPENAI_API_KEY set to ``api_key`` while lm-eval runs (it reads the key from there),
+    then put back as it was."""
+    if not api_key:
+        yield
+        return
+    before = os.environ.get("OPENAI_API_KEY")
+    os.environ["OPENAI_API_KEY"] = api_key
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OPENAI_API_KEY", None)
+        else:
+            os.environ["OPENAI_API_KEY"] = before
 
 
 @dataclass

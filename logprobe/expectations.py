@@ -70,6 +70,27 @@ class Expectation:
             return not self.request or self.request == {"body": "raw"}
         return all(_matches(request.get(key, ABSENT), want) for key, want in self.request.items())
 
+    def matches_outcome(self, verdict: str, invariants: set[str]) -> bool:
+        """For an entry naming a test: whether the test ended as the entry says (its verdict
+        and invariant, where the entry names them)."""
+        return (self.verdict is None or self.verdict == verdict) and \
+            (self.invariant is None or self.invariant in invariants)
+
+
+def expected_by(entries: list[Expectation], invariant: str, verdict: str, message: str,
+                sent: list[tuple[str, Any]] | None = None) -> Expectation | None:
+    """The first entry (not one naming a test) that describes a violation found in any of
+    the exchanges ``sent`` (path, request); None: no entry does. Without exchanges (a
+    run-level finding), an entry matches on the invariant, verdict and message alone
+    unless it names a path or a request."""
+    for entry in entries:
+        if entry.test is not None:
+            continue
+        for path, request in sent if sent is not None else [("", {})]:
+            if entry.matches(invariant, verdict, path, request, message):
+                return entry
+    return None
+
 
 @dataclass(frozen=True)
 class ExpectationSet:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from logprobe.client import Exchange
-from logprobe.expectations import Expectation
+from logprobe.expectations import Expectation, expected_by
+from logprobe.invariants import differential, shape
 from logprobe.invariants import errors as err
-from logprobe.invariants import shape
 from logprobe.invariants.applicable import checks_for
 from logprobe.invariants.core import (
     Check,
@@ -140,9 +140,8 @@ class Judge:
             return violations
         kept = []
         for violation in violations:
-            match = next((e for e in self._expectations for x in exchanges if e.matches(
-                violation.id, violation.verdict.value, x.path, x.request_json,
-                violation.message)), None)
+            match = expected_by(self._expectations, violation.id, violation.verdict.value,
+                                violation.message, [(x.path, x.request_json) for x in exchanges])
             if match is None:
                 kept.append(violation)
             else:
@@ -174,12 +173,11 @@ class Judge:
             found += check_json_literals(exchange.nonstandard_constants)
             found += err.check_retried(exchange.retries)
             if self._mirror is not None:
-                from logprobe.mirror import merge
-
                 differences, fields = self._mirror.compare(exchange)
                 found += differences
                 if fields:
-                    merge(self.judgement.data.setdefault("differential", {}), fields)
+                    differential.merge(self.judgement.data.setdefault(differential.MEASURE, {}),
+                                       fields)
         return found
 
     def ok(self, exchange: Exchange, *, feature: str = "the request") -> Any:

@@ -15,9 +15,13 @@ from typing import Any
 
 from logprobe.client import Exchange, RecordingClient
 from logprobe.invariants.core import Violation
-from logprobe.invariants.differential import SAME, check_same_answer, compare, field_deltas
-
-KEPT_DELTAS = 500  # per field and test, the largest; the summary needs no more
+from logprobe.invariants.differential import (
+    KEPT_DELTAS,
+    SAME,
+    check_same_answer,
+    compare,
+    field_deltas,
+)
 
 
 def greedy(exchange: Exchange) -> bool:
@@ -64,12 +68,3 @@ class Mirror:
         finite = sorted((d for d in deltas if math.isfinite(d) and d > 0), reverse=True)
         return {"n": len(deltas), "differ": sum(1 for d in deltas if d > self.tolerance),
                 "deltas": [round(d, 9) for d in finite[:KEPT_DELTAS]]}
-
-
-def merge(into: dict[str, dict[str, Any]], more: dict[str, dict[str, Any]]) -> None:
-    """Add one test's per-field comparison to the run's (or another test's)."""
-    for field, seen in more.items():
-        kept = into.setdefault(field, {"n": 0, "differ": 0, "deltas": []})
-        kept["n"] += seen["n"]
-        kept["differ"] += seen["differ"]
-        kept["deltas"] = sorted(kept["deltas"] + seen["deltas"], reverse=True)[:KEPT_DELTAS]

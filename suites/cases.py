@@ -28,12 +28,6 @@ def completion(model: str, prompt: Any = STORY, **params: Any) -> dict[str, Any]
     return {"model": model, "prompt": prompt, "max_tokens": 8, "temperature": 0, **params}
 
 
-def echo_scoring(model: str, prompt: Any) -> dict[str, Any]:
-    """The request that scores a prompt's own tokens: echoed with their logprobs, one greedy
-    token generated (lm-eval's shape; some servers refuse max_tokens 0)."""
-    return completion(model, prompt, echo=True, max_tokens=1, logprobs=1)
-
-
 def chat(model: str, messages: list[dict[str, str]] | None = None, **params: Any) -> dict[str, Any]:
     return {"model": model, "messages": messages or GREETING, "max_tokens": 8, "temperature": 0,
             **params}

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cases import SEED, completion, echo_scoring
-from forcing import judge_choices_forced
+from cases import SEED, completion
 
 from logprobe.client import Exchange
+from logprobe.forcing import echo_scoring, judge_choices_forced
 from logprobe.invariants import consistency, shape
 from logprobe.invariants.access import token_logprobs
 from logprobe.invariants.core import nothing_to_judge

@@ -55,20 +55,19 @@ def _preflight(api, model, tokenizer, mmlu_tasks) -> list[Violation]:
 
 
 def test_mmlu_loglikelihood_through_lm_eval(backend, api, model, judge, mmlu_tasks,
-                                            tokenizer_source, logprobs_limit, request, tmp_path):
-    from logprobe.plugin import _api_key
-
+                                            tokenizer_source, logprobs_limit, api_key, request,
+                                            tmp_path):
     tokenizer = request.getfixturevalue("tokenizer") if tokenizer_source else None
     predicted = _preflight(api, model, tokenizer, mmlu_tasks) if mmlu_tasks else []
     if predicted:
         judge.record([], [lmeval.LMEVAL_001], [Violation(
-            e2e.LMEVAL_006, "preflight: lm-eval would crash or score wrongly here because "
+            lmeval.LMEVAL_006, "preflight: lm-eval would crash or score wrongly here because "
             + "; ".join(v.message for v in predicted[:3]))], raise_now=False)
 
     proxy, url, record = _recording_proxy(backend.identity.base_url, tmp_path)
     with proxy:
         outcome = e2e.run_lmeval(url, model, mmlu_tasks, tokenizer=tokenizer_source,
-                                 api_key=_api_key(request.config), record=record,
+                                 api_key=api_key, record=record,
                                  num_concurrent=request.config.getoption("--concurrency"),
                                  hub_limit=request.config.getoption("--mmlu-per-subject"))
     completions = [x for x in outcome.exchanges if x["path"].endswith("/completions")]
@@ -82,8 +81,8 @@ def test_mmlu_loglikelihood_through_lm_eval(backend, api, model, judge, mmlu_tas
     # 1. lm-eval raised nothing; if it did, name the response that made it raise.
     if outcome.error is not None:
         culprit = _first_unreadable(completions)
-        judge.record([], [e2e.LMEVAL_004], [Violation(
-            e2e.LMEVAL_004,
+        judge.record([], [lmeval.LMEVAL_004], [Violation(
+            lmeval.LMEVAL_004,
             f"lm-eval raised {outcome.error}"
             + (f" on a response LMEVAL-001 rejects ({culprit})" if culprit else "")
             + (f"; the preflight predicted it: {predicted[0].message}" if predicted else ""),
@@ -114,51 +113,50 @@ def test_mmlu_loglikelihood_through_lm_eval(backend, api, model, judge, mmlu_tas
                                   concurrency=request.config.getoption("--concurrency"),
                                   logprobs_limit=logprobs_limit)
     disagreements, stats = e2e.compare(outcome, own)
-    judge.record([s.exchange for s in own[:3]], [e2e.LMEVAL_005], disagreements[:20],
+    judge.record([s.exchange for s in own[:3]], [lmeval.LMEVAL_005], disagreements[:20],
                  raise_now=False)
     if stats["compared"] < stats["questions"] // 2:
-        judge.record([], [e2e.LMEVAL_005], [Violation(
-            e2e.LMEVAL_005, f"too few questions could be scored independently: {stats}")],
+        judge.record([], [lmeval.LMEVAL_005], [Violation(
+            lmeval.LMEVAL_005, f"too few questions could be scored independently: {stats}")],
             raise_now=False)
 
     # 4. accuracy with its standard error, against the stored expectation.
     acc, stderr, n = e2e.accuracy(outcome, mmlu_tasks.tasks)
-    judge.record([], [e2e.LMEVAL_006], [Violation(
-        e2e.LMEVAL_006, f"MMLU acc {acc:.3f} ± {stderr:.3f} over {n} questions "
+    judge.record([], [lmeval.LMEVAL_006], [Violation(
+        lmeval.LMEVAL_006, f"MMLU acc {acc:.3f} ± {stderr:.3f} over {n} questions "
         f"({stats['agreed']}/{stats['compared']} answers agree with the suite's own scoring; "
         f"lm-eval took {outcome.elapsed:.0f} s)")])
     expected = _expectation(backend, request.config)
     if expected is not None and n == expected["questions"] \
             and abs(acc - expected["acc"]) > 3 * max(stderr, 1e-9):
-        judge.record([], [e2e.LMEVAL_007], [Violation(
-            e2e.LMEVAL_007, "accuracy outside 3 standard errors of the stored expectation",
+        judge.record([], [lmeval.LMEVAL_007], [Violation(
+            lmeval.LMEVAL_007, "accuracy outside 3 standard errors of the stored expectation",
             expected=expected["acc"], actual=acc)])
     judge.conclude()
 
 
-def test_mmlu_generative_through_chat(backend, model, judge, mmlu_tasks, request, tmp_path):
+def test_mmlu_generative_through_chat(backend, model, judge, mmlu_tasks, api_key, request,
+                                      tmp_path):
     """The chat endpoint serves lm-eval's generative tasks (a few questions suffice)."""
-    from logprobe.plugin import _api_key
-
     if mmlu_tasks is None:
         pytest.skip("the generative variant is defined over the offline documents")
 
     docs = [d for task in mmlu_tasks.tasks[:8] for d in mmlu_tasks.docs[task][:1]]
     generative = mmlu.write_tasks(docs, tmp_path / "gen", generative=True)
     outcome = e2e.run_lmeval(backend.identity.base_url, model, generative, tokenizer=None,
-                             chat=True, api_key=_api_key(request.config),
+                             chat=True, api_key=api_key,
                              num_concurrent=request.config.getoption("--concurrency"))
     found = []
     if outcome.error is not None:
-        found.append(Violation(e2e.LMEVAL_008, f"lm-eval raised {outcome.error}"))
+        found.append(Violation(lmeval.LMEVAL_008, f"lm-eval raised {outcome.error}"))
     for task in generative.tasks:
         for sample in outcome.samples(task):
             if not all(isinstance(r, str) for resp in sample["resps"] for r in resp):
-                found.append(Violation(e2e.LMEVAL_008, "a chat answer is not text",
+                found.append(Violation(lmeval.LMEVAL_008, "a chat answer is not text",
                                        location=task, actual=sample["resps"]))
     if not any(outcome.samples(task) for task in generative.tasks) and outcome.error is None:
-        found.append(Violation(e2e.LMEVAL_008, "lm-eval returned no answers"))
-    judge.record([], [e2e.LMEVAL_008], found)
+        found.append(Violation(lmeval.LMEVAL_008, "lm-eval returned no answers"))
+    judge.record([], [lmeval.LMEVAL_008], found)
 
 
 def _parse(body: str) -> Any:

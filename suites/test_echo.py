@@ -1,7 +1,8 @@
 """ECHO: prompt logprobs returned with echo: true."""
 
-from cases import completion, echo_scoring, first_logprobs
+from cases import completion, first_logprobs
 
+from logprobe.forcing import echo_scoring
 from logprobe.invariants import echo, shape
 from logprobe.invariants.access import usage
 from logprobe.invariants.core import nothing_to_judge

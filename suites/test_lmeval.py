@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cases import LMEVAL_BATCH, LMEVAL_CONTEXTS, SEED, completion, first_logprobs
 
-from logprobe.invariants import echo, lmeval, shape
+from logprobe.invariants import echo, lmeval, numerics, shape
 from logprobe.invariants.access import usage
 from logprobe.invariants.core import bind
 
@@ -106,7 +106,7 @@ def _judge_echo(api, model, judge, context, continuation, teacher, greedy, ctxle
             pytest.skip("the text prompt retokenized differently at the context boundary; "
                         "pass --tokenizer to send token ids as lm-eval does")
     entries = (first_logprobs(body) or {}).get("token_logprobs") or []
-    judge.measure("echo_vs_teacher", {
+    judge.measure(numerics.MEASURE, {
         "teacher": list(teacher), "echo": entries[ctxlen:ctxlen + len(continuation)]})
     judge.record([exchange, *sources], lmeval.check_continuation.invariants,
                  lmeval.check_continuation(body, ctxlen, teacher, greedy, continuation, tolerance)

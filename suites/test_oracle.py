@@ -7,8 +7,9 @@ for a server of your own whose model you have, ``--reference-model none`` to tur
 from __future__ import annotations
 
 import pytest
-from cases import echo_scoring, first_logprobs
+from cases import first_logprobs
 
+from logprobe.forcing import echo_scoring
 from logprobe.invariants import oracle, shape
 from logprobe.invariants.core import nothing_to_judge
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cases import completion, echo_scoring, first_logprobs
+from cases import completion, first_logprobs
 
 from logprobe.client import Exchange
+from logprobe.forcing import echo_scoring
 from logprobe.invariants import consistency, prompt
 from logprobe.invariants.core import nothing_to_judge
 from logprobe.judge import Judge

@@ -25,17 +25,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from forcing import judge_choices_forced
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logprobe.client import Exchange
+from logprobe.forcing import judge_choices_forced
 from logprobe.invariants import asked, consistency, errors, responses, text
 from logprobe.invariants.access import token_logprobs
 from logprobe.invariants.core import CATALOGUE, bind, nothing_to_judge
 from logprobe.judge import Judge
-from logprobe.liveness import DownBeforeTest, ServerDown
-from logprobe.plugin import new_judge, watch_of
 from logprobe.progress import Progress
 from logprobe.strategies import (
     PINNED_SHAPE_NAMES,
@@ -57,17 +55,6 @@ BATCH = 4
 @pytest.fixture(scope="session")
 def vocab_size(independent_tokenizer: Any) -> int | None:
     return len(independent_tokenizer) if independent_tokenizer is not None else None
-
-
-@pytest.fixture
-def live_backend(backend: Any, request: pytest.FixtureRequest) -> Any:
-    """The backend, not known to be down before hypothesis starts: a dead server makes the
-    test not reached at once, not hundreds of examples each waiting on refused connections."""
-    try:
-        watch_of(request.config, backend).stop_if_down()
-    except ServerDown as down:
-        raise DownBeforeTest(down) from None
-    return backend
 
 
 _PROGRESS: dict[str, Progress] = {}
@@ -115,11 +102,11 @@ def _judge_alone_again(judge: Judge, api: Any, exchange: Exchange) -> None:
 
 
 @given(data=st.data())
-def test_generated_completions(data, api, model, live_backend, vocab_size, logprobs_limit,
+def test_generated_completions(data, api, model, make_judge, vocab_size, logprobs_limit,
                                independent_tokenizer, spellings, request):
     strategy = completion_requests(model, max_logprobs=logprobs_limit, vocab_size=vocab_size)
     batch = data.draw(st.lists(strategy, min_size=BATCH, max_size=BATCH), label="requests")
-    judge = new_judge(request, live_backend)  # after drawing (see BATCH)
+    judge = make_judge()  # after drawing (see BATCH)
     for exchange in api.post_many([("/completions", r) for r in batch]):
         _judge_valid(judge, exchange, spellings)
         _judge_alone_again(judge, api, exchange)
@@ -128,22 +115,22 @@ def test_generated_completions(data, api, model, live_backend, vocab_size, logpr
 
 
 @given(data=st.data())
-def test_generated_chat(data, api, model, live_backend, logprobs_limit, spellings, request):
+def test_generated_chat(data, api, model, make_judge, logprobs_limit, spellings, request):
     batch = data.draw(st.lists(chat_requests(model, max_top_logprobs=logprobs_limit),
                                min_size=BATCH, max_size=BATCH), label="requests")
-    judge = new_judge(request, live_backend)  # after drawing (see BATCH)
+    judge = make_judge()  # after drawing (see BATCH)
     for exchange in api.post_many([("/chat/completions", r) for r in batch]):
         _judge_valid(judge, exchange, spellings)
     _example_done(request, len(batch))
 
 
 @given(data=st.data())
-def test_generated_responses(data, api, model, live_backend, logprobs_limit, request):
+def test_generated_responses(data, api, model, make_judge, logprobs_limit, request):
     """Responses API requests, where the server serves the API (a 404, 405 or 501 to the
     first: nothing to judge)."""
     batch = data.draw(st.lists(responses_requests(model, max_top_logprobs=logprobs_limit),
                                min_size=BATCH, max_size=BATCH), label="requests")
-    judge = new_judge(request, live_backend)  # after drawing (see BATCH)
+    judge = make_judge()  # after drawing (see BATCH)
     for exchange in api.post_many([("/responses", r) for r in batch]):
         if exchange.status in (404, 405, 501):
             judge.record([exchange], [], nothing_to_judge(
@@ -155,10 +142,10 @@ def test_generated_responses(data, api, model, live_backend, logprobs_limit, req
 
 
 @given(data=st.data())
-def test_generated_invalid_requests(data, api, model, live_backend, logprobs_limit, request):
+def test_generated_invalid_requests(data, api, model, make_judge, logprobs_limit, request):
     batch = data.draw(st.lists(invalid_requests(model, logprobs_limit), min_size=BATCH,
                                max_size=BATCH), label="requests")
-    judge = new_judge(request, live_backend)  # after drawing (see BATCH)
+    judge = make_judge()  # after drawing (see BATCH)
     exchanges = api.post_many([(path, body) for path, body, _ in batch])
     for exchange, (_, _, invariant) in zip(exchanges, batch, strict=True):
         judge.rejection(exchange, CATALOGUE[invariant])

@@ -1,8 +1,9 @@
 """SMP: temperature 0, repetition and n > 1."""
 
 import pytest
-from cases import SEED, completion, echo_scoring, first_logprobs
+from cases import SEED, completion, first_logprobs
 
+from logprobe.forcing import echo_scoring
 from logprobe.invariants import sampling, values
 from logprobe.invariants.core import nothing_to_judge
 

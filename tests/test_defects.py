@@ -123,7 +123,7 @@ def test_a_rows_failures_hold_each_violation_once_with_the_exchange_it_came_from
     from logprobe.invariants.core import Violation
     from logprobe.invariants.shape import SHAPE_002
     from logprobe.judge import ConformanceFailure, Judge, Judgement
-    from logprobe.plugin import failure_rows
+    from logprobe.plugin.rows import failure_rows
 
     first = Exchange("POST", "http://x/v1/completions", {"prompt": "first"})
     broken = Exchange("POST", "http://x/v1/completions", {"prompt": "second"})

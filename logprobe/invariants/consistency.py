@@ -44,6 +44,7 @@ from logprobe.invariants.core import (
     invariant,
     nothing_to_judge,
 )
+from logprobe.invariants.runlevel import RunJudgement, RunView, drift_data, run_check
 from logprobe.tolerance import DEFAULT, Drift, Tolerance
 
 SRC = ("vllm-project/vllm#3251, #8268 (prefix cache), #11778 (batch vs single); "
@@ -162,3 +163,14 @@ def check_choice_scores_its_tokens(choice: Sequence[Any], forced: Sequence[Any],
     the same tokens' logprobs from an echo of the prompt followed by them."""
     return _compare(CONS_003, choice, forced, f"choice {index} against its tokens echoed "
                     "after the prompt", tolerance)
+
+
+@run_check
+def judge_run_consistency(run: RunView) -> RunJudgement | None:
+    """Every token the CONS comparisons covered, pooled: the run's consistency drift
+    (CONS-005, reported as NUM-002 reports echo against generation)."""
+    drift = pooled(run.rows)
+    if not drift.n:
+        return None
+    return RunJudgement(RUN_NODEID, [CONS_005.id], Level.INFO, describe_run_drift(drift),
+                        drift_data(drift))

@@ -21,7 +21,11 @@ import math
 from typing import Any
 
 from logprobe.invariants.core import Level, Violation, checks, invariant, is_number
+from logprobe.invariants.runlevel import RunJudgement, RunView, run_check
 
+MEASURE = "differential"  # the key of a test's data under which its per-field comparison is kept
+RUN_NODEID = "logprobe::run::differential"
+KEPT_DELTAS = 500  # per field and test, the largest; the summary needs no more
 SRC = "--reference-endpoint: the two servers' answers to the same request"
 
 DIFF_001 = invariant(
@@ -117,3 +121,24 @@ def summarise(fields: dict[str, dict[str, Any]]) -> list[Violation]:
     parts.append(f"{len(equal)} other fields equal "
                  f"({sum(fields[f]['n'] for f in equal)} values)")
     return [Violation(DIFF_002, "against the reference endpoint: " + "; ".join(parts))]
+
+
+def merge(into: dict[str, dict[str, Any]], more: dict[str, dict[str, Any]]) -> None:
+    """Add one test's per-field comparison to the run's (or another test's)."""
+    for name, seen in more.items():
+        kept = into.setdefault(name, {"n": 0, "differ": 0, "deltas": []})
+        kept["n"] += seen["n"]
+        kept["differ"] += seen["differ"]
+        kept["deltas"] = sorted(kept["deltas"] + seen["deltas"], reverse=True)[:KEPT_DELTAS]
+
+
+@run_check
+def judge_run_differential(run: RunView) -> RunJudgement | None:
+    """With --reference-endpoint: the run's differences from the reference, per field."""
+    fields: dict[str, dict[str, Any]] = {}
+    for row in run.rows:
+        merge(fields, (row.get("data") or {}).get(MEASURE) or {})
+    if not fields:
+        return None
+    return RunJudgement(RUN_NODEID, [DIFF_002.id], Level.INFO, summarise(fields),
+                        {MEASURE: fields})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from logprobe.invariants.core import Level, Violation, checks, invariant
+from logprobe.invariants.runlevel import RunJudgement, RunView, run_check
 
 ERR_001 = invariant(
     "ERR-001", Level.MUST,
@@ -83,3 +84,17 @@ def check_still_serving(status: int | None) -> list[Violation]:
         return []
     return [Violation(ERR_005, "the server did not answer a plain request after a rejected one",
                       expected=200, actual=status)]
+
+
+LIMITS_NODEID = "logprobe::run::limits"
+
+
+@run_check
+def judge_run_limits(run: RunView) -> RunJudgement | None:
+    """ERR-007 for the run: the logprobs limit the server stated, in its own words."""
+    cap, words = run.backend.get("logprobs_cap"), run.backend.get("logprobs_cap_evidence")
+    if cap is None:
+        return None
+    return RunJudgement(LIMITS_NODEID, [ERR_007.id], Level.INFO, [Violation(
+        ERR_007, f"the server serves at most {cap} logprobs, in its own words: {words}; every "
+        "test and generated request kept to it")])

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from logprobe.invariants.core import Level, Violation, checks, invariant, nothing_to_judge
+from logprobe.invariants.core import Level, Verdict, Violation, checks, invariant, nothing_to_judge
+from logprobe.invariants.runlevel import RunJudgement, RunView, drift_data, run_check
 from logprobe.tolerance import DEFAULT, Drift, Tolerance
 
 NUM_001 = invariant(
@@ -28,13 +29,14 @@ NUM_002 = invariant(
     "ENVIRONMENT.md (GPU numerics); reported in every run that compared tokens",
 )
 RUN_NODEID = "logprobe::run::echo-vs-generation"
+MEASURE = "echo_vs_teacher"  # the key of a test's data under which its compared tokens are kept
 
 
 def run_drift(rows: Iterable[dict[str, Any]]) -> Drift:
     """Every (teacher, echo) pair the run's tests recorded in ``data.echo_vs_teacher``."""
     drifts = []
     for row in rows:
-        pair = (row.get("data") or {}).get("echo_vs_teacher")
+        pair = (row.get("data") or {}).get(MEASURE)
         if pair:
             drifts.append(Drift.between(pair.get("teacher") or [], pair.get("echo") or []))
     return Drift.pooled(drifts)
@@ -55,3 +57,15 @@ def check_run_drift(drift: Drift, tolerance: Tolerance = DEFAULT) -> list[Violat
             "misalignment; GPU noise is sparse)", expected=f"median <= {tolerance.median:g}",
             actual=round(drift.median, 6)))
     return found
+
+
+@run_check
+def judge_run_drift(run: RunView) -> RunJudgement | None:
+    """NUM-001/002 over every echo-versus-generation token the run's tests compared."""
+    drift = run_drift(run.rows)
+    if not drift.n:
+        return None
+    found = check_run_drift(drift, run.tolerance)
+    unjudged = {v.id for v in found if v.verdict is Verdict.NA}
+    return RunJudgement(RUN_NODEID, [i for i in (NUM_001.id, NUM_002.id) if i not in unjudged],
+                        Level.MUST, found, drift_data(drift), expectable=True)

@@ -21,6 +21,7 @@ import html
 import json
 from typing import Any
 
+from logprobe.invariants import numerics
 from logprobe.report.matrix import FAILING, SEVERITY, Column, catalogue, column, invariant_levels
 from logprobe.report.provenance import Provenance
 from logprobe.tolerance import DEFAULT, Drift
@@ -126,7 +127,7 @@ def paired_points(run: dict[str, Any], key: str, first: str,
 
 def echo_points(run: dict[str, Any]) -> list[tuple[float, float]]:
     """(teacher-forced, echoed) logprob pairs from the LMEVAL teacher-forcing tests."""
-    return paired_points(run, "echo_vs_teacher", "teacher", "echo")
+    return paired_points(run, numerics.MEASURE, "teacher", "echo")
 
 
 def oracle_points(run: dict[str, Any]) -> list[tuple[float, float]]:

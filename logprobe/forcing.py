@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cases import echo_scoring
-
 from logprobe.client import Exchange
 from logprobe.invariants import consistency
 from logprobe.invariants.access import (
@@ -26,6 +24,13 @@ from logprobe.invariants.access import (
 from logprobe.invariants.core import nothing_to_judge
 from logprobe.judge import Judge
 from logprobe.tokenizer import token_id_of_spelling
+
+
+def echo_scoring(model: str, prompt: Any) -> dict[str, Any]:
+    """The request that scores a prompt's own tokens: echoed with their logprobs, one greedy
+    token generated (lm-eval's shape; some servers refuse max_tokens 0)."""
+    return {"model": model, "prompt": prompt, "max_tokens": 1, "temperature": 0, "echo": True,
+            "logprobs": 1}
 
 
 def token_ids(tokens: list[Any], tokenizer: Any) -> list[int] | None:
