@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from logprobe.data import require_data_dir
 from logprobe.faults import FAULTS, resolve
@@ -22,9 +23,21 @@ def main(argv: list[str] | None = None) -> int:
         # refuses options that follow a subcommand.
         rest = args_given[1:]
         return _run_suite(rest[1:] if rest[:1] == ["--"] else rest)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return _dispatch(parser, args)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logprobe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _serving_commands(sub)
+    _document_commands(sub)
+    _report_commands(sub)
+    return parser
 
+
+def _serving_commands(sub: Any) -> None:
     serve = sub.add_parser("serve", help="boot a backend on the embedded model (or --serve-model) "
                            "until Ctrl-C")
     serve.add_argument("--backend", default="vllm", choices=sorted(LAUNCHERS))
@@ -41,14 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--url-file", default=None, metavar="FILE",
                        help="write the base URL to FILE once the server is ready (scripts wait "
                        "for it); removed when the server stops")
-
     proxy = sub.add_parser("proxy", help="a fault-injection proxy in front of a real server")
     proxy.add_argument("--upstream", required=True, help="base URL of the real server")
     proxy.add_argument("--port", type=int, required=True)
     proxy.add_argument("--fault", default="", help="comma-separated fault names (see `faults`)")
     proxy.add_argument("--record", default=None,
                        help="append every non-streamed exchange, as the client saw it, to this JSONL")
+    run = sub.add_parser("run", help="run the conformance suite (pytest) with the given options")
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER)
 
+
+def _document_commands(sub: Any) -> None:
     faults_cmd = sub.add_parser("faults", help="list the proxy's faults")
     faults_cmd.add_argument("--markdown-into", default=None, metavar="FILE",
                             help="replace the table between <!-- faults:begin --> and "
@@ -60,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                                 help="replace the text between <!-- invariants:begin --> and "
                                 "<!-- invariants:end --> in FILE (docs/invariants.md)")
 
+
+def _report_commands(sub: Any) -> None:
     report = sub.add_parser("report", help="the backend x invariant matrix of run.json files, as "
                             "one self-contained HTML page (or a Markdown table)")
     report.add_argument("runs", nargs="+", help="run.json files, one per backend")
@@ -85,10 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument("old")
     diff.add_argument("new")
 
-    run = sub.add_parser("run", help="run the conformance suite (pytest) with the given options")
-    run.add_argument("pytest_args", nargs=argparse.REMAINDER)
 
-    args = parser.parse_args(argv)
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "proxy":
@@ -102,6 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "doctor":
         return _doctor(args)
+    if args.command in ("invariants", "faults"):
+        return _document(args)
+    if args.command == "run":
+        return _run_suite(args.pytest_args)
+    if args.command in ("report", "diff"):
+        try:
+            return _report(args) if args.command == "report" else _diff(args)
+        except ValueError as exc:
+            print(f"logprobe: {exc}", file=sys.stderr)
+            return 2
+    return 2
+
+
+def _document(args: argparse.Namespace) -> int:
+    """The invariants' or the faults' documentation, printed or written into a file."""
     if args.command == "invariants":
         from logprobe.report.invariants_doc import markdown
 
@@ -117,21 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         _replace_between(Path(args.markdown_into), markdown_table(), "faults")
         print(f"logprobe: fault table written into {args.markdown_into}")
         return 0
-    if args.command == "faults":
-        for fault in FAULTS.values():
-            tag = "" if fault.fatal else "  (must NOT fail the run)"
-            print(f"{fault.name:28} {fault.description}{tag}\n{'':28} seen in: {fault.seen_in}; "
-                  f"caught by: {', '.join(fault.trips)}")
-        return 0
-    if args.command == "run":
-        return _run_suite(args.pytest_args)
-    if args.command in ("report", "diff"):
-        try:
-            return _report(args) if args.command == "report" else _diff(args)
-        except ValueError as exc:
-            print(f"logprobe: {exc}", file=sys.stderr)
-            return 2
-    return 2
+    for fault in FAULTS.values():
+        tag = "" if fault.fatal else "  (must NOT fail the run)"
+        print(f"{fault.name:28} {fault.description}{tag}\n{'':28} seen in: {fault.seen_in}; "
+              f"caught by: {', '.join(fault.trips)}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -215,25 +215,7 @@ def check_continuation(
             expected=teacher_logprobs, actual=per_token,
         ))
     else:
-        drift = Drift.between(teacher_logprobs, per_token)
-        missing = [i for i, got in enumerate(per_token) if not is_number(got)]
-        for i in missing:
-            found.append(Violation(LMEVAL_002, "a continuation token has no echo logprob",
-                                   location=f"token_logprobs[{ctxlen + i}]", actual=per_token[i]))
-        for i, delta in drift.over(tolerance):
-            name = continuation_tokens[i] if continuation_tokens else i
-            found.append(Violation(
-                LMEVAL_002,
-                f"continuation token {name!r}: the echo logprob differs from the teacher-forced "
-                f"one by {delta:.3g} nats (more than {tolerance.per_token:g})",
-                location=f"token_logprobs[{ctxlen + i}]", expected=teacher_logprobs[i],
-                actual=per_token[i],
-            ))
-        if drift.systematic(tolerance):
-            found.append(Violation(
-                LMEVAL_002, f"the continuation's echo logprobs differ systematically from the "
-                f"teacher-forced ones ({drift.summary()})", expected=tolerance.describe(),
-                actual=round(drift.median, 6)))
+        found += _per_token(per_token, ctxlen, teacher_logprobs, continuation_tokens, tolerance)
         if found:
             shift = _shift_explains(all_values, ctxlen, teacher_logprobs, tolerance)
             found.append(Violation(
@@ -249,6 +231,33 @@ def check_continuation(
             LMEVAL_003, "lm-eval's greedy test disagrees with greedy decoding",
             expected=expect_greedy, actual=is_greedy,
         ))
+    return found
+
+
+def _per_token(per_token: list[Any], ctxlen: int, teacher: list[float],
+               continuation_tokens: list[str] | None, tolerance: Tolerance) -> list[Violation]:
+    """LMEVAL-002 token by token, then over the continuation: a missing value, a token
+    beyond the per-token bound, a systematic offset."""
+    found = []
+    drift = Drift.between(teacher, per_token)
+    missing = [i for i, got in enumerate(per_token) if not is_number(got)]
+    for i in missing:
+        found.append(Violation(LMEVAL_002, "a continuation token has no echo logprob",
+                               location=f"token_logprobs[{ctxlen + i}]", actual=per_token[i]))
+    for i, delta in drift.over(tolerance):
+        name = continuation_tokens[i] if continuation_tokens else i
+        found.append(Violation(
+            LMEVAL_002,
+            f"continuation token {name!r}: the echo logprob differs from the teacher-forced "
+            f"one by {delta:.3g} nats (more than {tolerance.per_token:g})",
+            location=f"token_logprobs[{ctxlen + i}]", expected=teacher[i],
+            actual=per_token[i],
+        ))
+    if drift.systematic(tolerance):
+        found.append(Violation(
+            LMEVAL_002, f"the continuation's echo logprobs differ systematically from the "
+            f"teacher-forced ones ({drift.summary()})", expected=tolerance.describe(),
+            actual=round(drift.median, 6)))
     return found
 
 

@@ -71,6 +71,60 @@ def plain_tokens(tokens: list[Any]) -> bool:
     return all(readable(t) for t in tokens)
 
 
+def _stopped(where: str, tokens: list[Any], text: str, stop: Any,
+             judged: set[str]) -> list[Violation]:
+    """A choice a stop string ended: its tokens must end where the trimmed text does
+    (TXT-005), and none may come after the stop string (TXT-007, where it can be told)."""
+    found = []
+    joined = "".join(tokens)
+    if joined != text and joined.startswith(text):
+        found.append(Violation(TXT_005, "the stop string's tokens stay in logprobs "
+                               "after it was trimmed from the text", location=where,
+                               expected=text, actual=joined))
+    past = _past_the_stop(tokens, text, stop)
+    if past is not None:
+        judged.add(TXT_007.id)
+        if past:
+            found.append(Violation(
+                TXT_007, f"{len(past)} token(s) generated after the stop string keep "
+                "their logprobs", location=f"{where}.tokens[{len(tokens) - len(past)}]",
+                expected=text, actual=past))
+    return found
+
+
+def _offsets_walk(where: str, offsets: list[Any], tokens: list[Any], full: str,
+                  finish_reason: Any) -> list[Violation]:
+    """TXT-003 along one choice: each token found at its offset in ``full``, each step its
+    length; the first break is reported, not the cascade after it."""
+    for p, (offset, token) in enumerate(zip(offsets, tokens, strict=False)):
+        if special_token(token) and isinstance(offset, int) \
+                and not full[offset:].startswith(token):  # not rendered in the text
+            if p + 1 < len(offsets) and offsets[p + 1] - offset not in (0, len(token)):
+                return [Violation(
+                    TXT_003, "text_offset step after an unrendered special token is "
+                    "neither 0 nor its length", location=f"{where}.text_offset[{p + 1}]",
+                    expected=offset, actual=offsets[p + 1])]
+            continue
+        if p + 1 < len(offsets) and offsets[p + 1] - offset != len(token):
+            return [Violation(
+                TXT_003, "text_offset step differs from the token's length",
+                location=f"{where}.text_offset[{p + 1}]",
+                expected=offset + len(token), actual=offsets[p + 1],
+            )]
+        if p == len(tokens) - 1 and finish_reason == "stop" and offset == len(full):
+            # The token that ended the generation, an end-of-sequence token the text
+            # does not render (vLLM skips special tokens in text, not in logprobs:
+            # "<|im_end|>" at the end, found with a random seed at temperature 0.4).
+            return []
+        if not isinstance(offset, int) or not full[offset:].startswith(token):
+            return [Violation(
+                TXT_003, f"the text at text_offset[{p}] does not start with {token!r}",
+                location=f"{where}.text_offset[{p}]", expected=token,
+                actual=full[offset:offset + len(token)] if isinstance(offset, int) else offset,
+            )]
+    return []
+
+
 @checks(TXT_001, TXT_003, TXT_004, TXT_005, TXT_007, when=asked.completions_logprobs)
 def check_completions_text(request: dict[str, Any], response: Any) -> list[Violation]:
     found: list[Violation] = []
@@ -90,19 +144,7 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
         judged.add(TXT_005.id)
         if choice.get("finish_reason") == "stop" and request.get("stop"):
             # A stop string was trimmed from the text; offsets past it describe nothing.
-            joined = "".join(tokens)
-            if joined != text and joined.startswith(text):
-                found.append(Violation(TXT_005, "the stop string's tokens stay in logprobs "
-                                       "after it was trimmed from the text", location=where,
-                                       expected=text, actual=joined))
-            past = _past_the_stop(tokens, text, request["stop"])
-            if past is not None:
-                judged.add(TXT_007.id)
-                if past:
-                    found.append(Violation(
-                        TXT_007, f"{len(past)} token(s) generated after the stop string keep "
-                        "their logprobs", location=f"{where}.tokens[{len(tokens) - len(past)}]",
-                        expected=text, actual=past))
+            found += _stopped(where, tokens, text, request["stop"], judged)
             continue
         if not echo and choice.get("finish_reason") == "length":
             judged.add(TXT_001.id)
@@ -129,36 +171,7 @@ def check_completions_text(request: dict[str, Any], response: Any) -> list[Viola
         if not echo:
             found.append(Violation(TXT_004, f"text_offset counts from {origin}",
                                    location=f"{where}.text_offset"))
-        for p, (offset, token) in enumerate(zip(offsets, tokens, strict=False)):
-            if special_token(token) and isinstance(offset, int) \
-                    and not full[offset:].startswith(token):  # not rendered in the text
-                if p + 1 < len(offsets) and offsets[p + 1] - offset not in (0, len(token)):
-                    found.append(Violation(
-                        TXT_003, "text_offset step after an unrendered special token is "
-                        "neither 0 nor its length", location=f"{where}.text_offset[{p + 1}]",
-                        expected=offset, actual=offsets[p + 1]))
-                    break
-                continue
-            if p + 1 < len(offsets) and offsets[p + 1] - offset != len(token):
-                found.append(Violation(
-                    TXT_003, "text_offset step differs from the token's length",
-                    location=f"{where}.text_offset[{p + 1}]",
-                    expected=offset + len(token), actual=offsets[p + 1],
-                ))
-                break
-            if p == len(tokens) - 1 and choice.get("finish_reason") == "stop" \
-                    and offset == len(full):
-                # The token that ended the generation, an end-of-sequence token the text
-                # does not render (vLLM skips special tokens in text, not in logprobs:
-                # "<|im_end|>" at the end, found with a random seed at temperature 0.4).
-                break
-            if not isinstance(offset, int) or not full[offset:].startswith(token):
-                found.append(Violation(
-                    TXT_003, f"the text at text_offset[{p}] does not start with {token!r}",
-                    location=f"{where}.text_offset[{p}]", expected=token,
-                    actual=full[offset:offset + len(token)] if isinstance(offset, int) else offset,
-                ))
-                break
+        found += _offsets_walk(where, offsets, tokens, full, choice.get("finish_reason"))
     why = ("no completions logprobs with plainly decoded tokens and text" if not judged
            else "the response had nothing this rule applies to (echo, a stop string, offsets)")
     return found + nothing_to_judge(why, *(inv for inv in (TXT_001, TXT_003, TXT_004, TXT_005,

@@ -160,55 +160,14 @@ def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation
         i = choice.get("index")
         logprobs = completion_logprobs(choice)
         if logprobs is not None:
-            tokens = logprobs.get("tokens") or []
-            tops = logprobs.get("top_logprobs") or []
-            for p, (value, top) in enumerate(zip(logprobs["token_logprobs"], tops, strict=False)):
-                if not isinstance(top, dict) or not _finite(value):
-                    continue
-                completion_rows += 1
-                where = f"choices[{i}].logprobs.top_logprobs[{p}]"
-                token = tokens[p] if p < len(tokens) else None
-                # Keys are decoded strings: "" and U+FFFD pieces of different tokens collide,
-                # so the entry under such a key need not be this token's own.
-                if token in top and readable(token) and _finite(top[token]) \
-                        and abs(top[token] - value) > EPS_SELF:
-                    found.append(Violation(
-                        VAL_003, f"token {token!r} has a different logprob among the alternatives",
-                        location=where, expected=value, actual=top[token],
-                    ))
-                found += _mass(where, list(top.values()))
-                rest = [v for k, v in top.items() if k != token]
-                if any(_finite(a) and _finite(b) and a < b - EPS_SELF
-                       for a, b in itertools.pairwise(rest)):
-                    found.append(Violation(VAL_006, "top_logprobs keys not in descending order",
-                                           location=where, actual=top))
+            rows, more = _completion_alternatives(i, logprobs)
+            completion_rows += rows
+            found += more
         for p, entry in enumerate(chat_content(choice) or []):
             alts = [a for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
             chat_rows += bool(alts)
-            where = f"choices[{i}].logprobs.content[{p}].top_logprobs"
-            value = entry.get("logprob")
-            # vLLM sends a partial character as token "" with bytes []: such entries
-            # cannot be told apart, so none of them is "the sampled token's own".
-            token = entry.get("token")
-            for alt in alts:
-                same = readable(token) and alt.get("token") == token and (
-                    alt.get("bytes") == entry.get("bytes") or None in (alt.get("bytes"), entry.get("bytes"))
-                )
-                if same and _finite(value) and _finite(alt.get("logprob")) \
-                        and abs(alt["logprob"] - value) > EPS_SELF:
-                    found.append(Violation(
-                        VAL_003, f"token {entry.get('token')!r} has a different logprob among "
-                        "the alternatives", location=where, expected=value, actual=alt["logprob"],
-                    ))
-            values = [a.get("logprob") for a in alts]
-            found += _mass(where, values)
-            ordered = [v for v in values if _finite(v)]
-            # vLLM places the sampled token first; ignore it when judging order.
-            if alts and alts[0].get("token") == entry.get("token"):
-                ordered = ordered[1:]
-            if any(a < b - EPS_SELF for a, b in itertools.pairwise(ordered)):
-                found.append(Violation(VAL_005, "alternatives not sorted by logprob descending",
-                                       location=where, actual=values))
+            found += _chat_alternatives(f"choices[{i}].logprobs.content[{p}].top_logprobs",
+                                        entry, alts)
     if not completion_rows and not chat_rows:
         return nothing_to_judge("no position carries alternatives", VAL_003, VAL_004,
                                 VAL_005, VAL_006)
@@ -216,6 +175,65 @@ def check_alternatives(request: dict[str, Any], response: Any) -> list[Violation
         found += nothing_to_judge("no chat alternatives (the order rule is chat's)", VAL_005)
     if not completion_rows:
         found += nothing_to_judge("no completions alternatives", VAL_006)
+    return found
+
+
+def _completion_alternatives(i: Any, logprobs: dict[str, Any]) -> tuple[int, list[Violation]]:
+    """One choice's completions alternatives: how many rows carry them, and what is wrong."""
+    found: list[Violation] = []
+    rows = 0
+    tokens = logprobs.get("tokens") or []
+    tops = logprobs.get("top_logprobs") or []
+    for p, (value, top) in enumerate(zip(logprobs["token_logprobs"], tops, strict=False)):
+        if not isinstance(top, dict) or not _finite(value):
+            continue
+        rows += 1
+        where = f"choices[{i}].logprobs.top_logprobs[{p}]"
+        token = tokens[p] if p < len(tokens) else None
+        # Keys are decoded strings: "" and U+FFFD pieces of different tokens collide,
+        # so the entry under such a key need not be this token's own.
+        if token in top and readable(token) and _finite(top[token]) \
+                and abs(top[token] - value) > EPS_SELF:
+            found.append(Violation(
+                VAL_003, f"token {token!r} has a different logprob among the alternatives",
+                location=where, expected=value, actual=top[token],
+            ))
+        found += _mass(where, list(top.values()))
+        rest = [v for k, v in top.items() if k != token]
+        if any(_finite(a) and _finite(b) and a < b - EPS_SELF
+               for a, b in itertools.pairwise(rest)):
+            found.append(Violation(VAL_006, "top_logprobs keys not in descending order",
+                                   location=where, actual=top))
+    return rows, found
+
+
+def _chat_alternatives(where: str, entry: dict[str, Any],
+                       alts: list[dict[str, Any]]) -> list[Violation]:
+    """One chat position's alternatives: the sampled token's own value, the mass, the order."""
+    found: list[Violation] = []
+    value = entry.get("logprob")
+    # vLLM sends a partial character as token "" with bytes []: such entries
+    # cannot be told apart, so none of them is "the sampled token's own".
+    token = entry.get("token")
+    for alt in alts:
+        same = readable(token) and alt.get("token") == token and (
+            alt.get("bytes") == entry.get("bytes") or None in (alt.get("bytes"), entry.get("bytes"))
+        )
+        if same and _finite(value) and _finite(alt.get("logprob")) \
+                and abs(alt["logprob"] - value) > EPS_SELF:
+            found.append(Violation(
+                VAL_003, f"token {entry.get('token')!r} has a different logprob among "
+                "the alternatives", location=where, expected=value, actual=alt["logprob"],
+            ))
+    values = [a.get("logprob") for a in alts]
+    found += _mass(where, values)
+    ordered = [v for v in values if _finite(v)]
+    # vLLM places the sampled token first; ignore it when judging order.
+    if alts and alts[0].get("token") == entry.get("token"):
+        ordered = ordered[1:]
+    if any(a < b - EPS_SELF for a, b in itertools.pairwise(ordered)):
+        found.append(Violation(VAL_005, "alternatives not sorted by logprob descending",
+                               location=where, actual=values))
     return found
 
 
