@@ -97,6 +97,34 @@ def direct_run(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Suit
     return run_suite(served, tmp_path_factory.mktemp("direct"))
 
 
+# The tiers: a test is a server test when it needs a real server, through a fixture that
+# boots or reaches one (``served``) or because its module starts one itself (their
+# ``pytestmark``); the rest (pure functions, and the plugin's own logic in process) are the
+# fast tier that ``./dev fast`` runs.
+SERVER_FIXTURES = {"served", "direct_run", "keyed_server"}
+FAST_TIMEOUT_S = 300  # a fast test is seconds; a hang is stopped with its traceback
+SERVER_TIMEOUT_S = 1800  # the slowest server test (a kill-matrix row, an lm-eval run) is minutes
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from logprobe.plugin.keys import JUDGES_NO_SERVER_KEY
+
+    config.addinivalue_line("markers", "server: needs a real server (not in the fast tier)")
+    # These tests start the servers they judge themselves (``served``, subprocesses): the
+    # plugin's xdist controller must not boot one of its own for them.
+    config.stash[JUDGES_NO_SERVER_KEY] = True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    timeouts = config.pluginmanager.has_plugin("timeout")
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+        if timeouts and item.get_closest_marker("timeout") is None:
+            server = item.get_closest_marker("server") is not None
+            item.add_marker(pytest.mark.timeout(SERVER_TIMEOUT_S if server else FAST_TIMEOUT_S))
+
+
 KILL_MATRIX: dict[str, dict[str, Any]] = {}
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.server  # each test boots the embedded vLLM itself
+
 
 def _start_suite(report_dir: Path, workers: int = 0) -> subprocess.Popen[str]:
     """The suite in its own process group, so that its workers can be looked for afterwards."""

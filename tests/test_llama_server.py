@@ -73,6 +73,7 @@ def _run(tmp_path: Path, *args: str) -> tuple[int, str, dict]:
     return done.returncode, done.stdout + done.stderr, json.loads((tmp_path / "run.json").read_text())
 
 
+@pytest.mark.server  # boots llama-server
 def test_booted_llama_server_is_judged_raw_and_with_its_expectations(tmp_path):
     """Raw, its completions logprobs in the chat shape and its ignored echo fail the run;
     with its own expectation file (chosen because it was booted) they are expected, and a
@@ -99,6 +100,7 @@ def test_booted_llama_server_is_judged_raw_and_with_its_expectations(tmp_path):
     assert all("stopped by the expected" in t["message"] for t in stopped)
 
 
+@pytest.mark.server  # boots llama-server
 def test_llama_servers_tokenize_builds_the_same_token_ids(tmp_path):
     """llama.cpp's /tokenize takes {"content"} and /detokenize answers {"content"}: the
     suite's server tokenizer speaks that dialect too, and agrees with the model's own."""
