@@ -12,7 +12,10 @@ bench/results/<date>.json with the machine's description:
     of its wall time with a request in flight at the server;
  6. the suite's own cost per exchange (schema validation and every applicable
     check) on recorded responses, in-process: median and p99 in ms;
- 7. the e2e MMLU run's ideal / measured, and the suite's own scorer against lm-eval.
+ 7. the e2e MMLU run's ideal / measured, and the suite's own scorer against lm-eval;
+ 8. the client floor: the core suite against a server that answers instantly (its own
+    answers, recorded and replayed by ``bench.replay``), its verdicts compared with the
+    live run's (``--only client-floor`` measures this alone).
 
 Nothing is asserted: these are measurements, and the machines are shared.
 """
@@ -23,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -140,17 +144,92 @@ def overhead_per_exchange(repeat: int = 200) -> dict[str, float]:
             "p99_ms": round(timings[int(len(timings) * 0.99)], 3)}
 
 
+def _replay_proxy(mode: str, port: int, store: Path, upstream: str | None = None
+                  ) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "bench.replay", mode, f"--port={port}", f"--store={store}"]
+    command += [f"--upstream={upstream}"] if upstream else []
+    proxy = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_replay/stats", timeout=1)
+            return proxy
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proxy.kill()
+    raise RuntimeError(f"bench.replay {mode} did not start")
+
+
+def _stop(proxy: subprocess.Popen[bytes]) -> None:
+    proxy.send_signal(signal.SIGINT)  # aiohttp's graceful stop: the recorder writes its file
+    try:
+        proxy.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proxy.kill()
+
+
+def client_floor(base: str, workers: int = 4) -> dict[str, Any]:
+    """The core suite through a recorder in front of the server, then against the
+    recording alone: the suite's own wall time, apart from the server's, and whether the
+    replayed answers got the same verdicts."""
+    from logprobe.launch.process import free_port
+
+    spread = [f"-n={workers}", "--dist=loadgroup"] if workers else []
+    with tempfile.TemporaryDirectory(prefix="logprobe-bench-floor-") as folder:
+        store = Path(folder) / "answers.json"
+        port = free_port()
+        recorder = _replay_proxy("record", port, store, upstream=base.removesuffix("/v1"))
+        try:
+            live_s, live = _timed_run(f"http://127.0.0.1:{port}/v1", "suites", *spread)
+        finally:
+            _stop(recorder)
+        port = free_port()
+        replayer = _replay_proxy("replay", port, store)
+        try:
+            replay_s, replayed = _timed_run(f"http://127.0.0.1:{port}/v1", "suites", *spread)
+            stats = httpx.get(f"http://127.0.0.1:{port}/_replay/stats", timeout=5).json()
+        finally:
+            _stop(replayer)
+        collect_s, _ = _timed_collect(*spread)
+    verdicts = {t["nodeid"]: t["verdict"] for t in live["tests"]}
+    slowest = sorted(replayed["tests"], key=lambda t: -(t.get("duration_s") or 0))[:6]
+    changed = sorted(t["nodeid"] for t in replayed["tests"]
+                     if verdicts.get(t["nodeid"]) != t["verdict"])
+    return {"workers": workers, "live_s": round(live_s, 1), "replay_s": round(replay_s, 1),
+            "replay_over_live": round(replay_s / live_s, 2),
+            "collect_only_s": round(collect_s, 1), "tests": len(replayed["tests"]),
+            "replayed_requests": stats["answered"], "not_recorded": stats["missed"],
+            "not_recorded_examples": stats["missed_requests"][:5],
+            "verdicts_changed": changed[:20], "verdicts_changed_count": len(changed),
+            # what bounds it: the tests' own time (summed over the workers) and the slowest
+            "replay_tests_seconds_summed": round(sum(t.get("duration_s") or 0
+                                                     for t in replayed["tests"]), 1),
+            "replay_slowest_tests": {t["nodeid"]: t.get("duration_s") for t in slowest}}
+
+
+def _timed_collect(*args: str) -> tuple[float, None]:
+    """pytest starting and collecting the suite (its workers too), running nothing: what
+    any run pays before its first request."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "suites"), "-q", "--collect-only",
+                    *args], cwd=ROOT, capture_output=True, check=False, env=SUITE_ENV)
+    return time.perf_counter() - started, None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compiled", action="store_true",
                         help="also time a compiled (non-eager) boot: about two more minutes")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--only", choices=["client-floor"], default=None,
+                        help="measure this alone (written to <date>-client-floor.json)")
     args = parser.parse_args()
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(), "load_before": os.getloadavg()},
     }
+    if args.only == "client-floor":
+        return _client_floor_alone(results)
     results["model_preparation"] = model_preparation()
     print(f"model preparation: {results['model_preparation']}", flush=True)
     log_dir = Path(tempfile.mkdtemp(prefix="logprobe-bench-"))
@@ -173,11 +252,25 @@ def main() -> int:
         print(f"properties: {results['properties']}", flush=True)
         results["overhead_per_exchange"] = overhead_per_exchange()
         print(f"suite overhead per exchange: {results['overhead_per_exchange']}", flush=True)
+        results["client_floor"] = client_floor(base)
+        print(f"client floor: {results['client_floor']}", flush=True)
         if not args.skip_e2e:
             results["e2e"] = e2e_mmlu.measure(base, model, str(embedded_model_dir()))
             print(f"e2e: {results['e2e']}", flush=True)
     out = ROOT / "bench" / "results" / f"{results['date']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"written to {out}")
+    return 0
+
+
+def _client_floor_alone(results: dict[str, Any]) -> int:
+    log_dir = Path(tempfile.mkdtemp(prefix="logprobe-bench-"))
+    process, resolved = vllm_server(VllmConfig(), log_dir)
+    with process:
+        results["client_floor"] = client_floor(resolved.base_url)
+    print(f"client floor: {results['client_floor']}", flush=True)
+    out = ROOT / "bench" / "results" / f"{results['date']}-client-floor.json"
     out.write_text(json.dumps(results, indent=1))
     print(f"written to {out}")
     return 0
