@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -14,6 +14,7 @@ from typing import Any
 from logprobe.data import require_data_dir
 from logprobe.faults import FAULTS, resolve
 from logprobe.launch.backends import LAUNCHERS
+from logprobe.plugin.options import RunOptions, add_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,12 +42,12 @@ def _serving_commands(sub: Any) -> None:
     serve = sub.add_parser("serve", help="boot a backend on the embedded model (or --serve-model) "
                            "until Ctrl-C")
     serve.add_argument("--backend", default="vllm", choices=sorted(LAUNCHERS))
-    serve.add_argument("--serve-model", default=None,
-                       help="hub id or local path (default: SmolLM2, as a GGUF for llama-cpp)")
-    serve.add_argument("--serve-command", default=None,
-                       help="--backend command: a command line with {port} and {model}")
-    serve.add_argument("--serve-ready-url", default=None,
-                       help="--backend command: the URL that answers 200 once it is ready")
+    # The suite's own options for what it boots, declared once (logprobe.plugin.options).
+    add_arguments(serve, "--serve-model", "--serve-args", "--serve-command", "--serve-ready-url",
+                  serve_command={"help": "--backend command: a command line with {port} and "
+                                 "{model}"},
+                  serve_ready_url={"help": "--backend command: the URL that answers 200 once "
+                                   "it is ready"})
     serve.add_argument("--log-dir", default=None)
     serve.add_argument("--port", type=int, default=0, help="the port to serve on (default: a free one)")
     serve.add_argument("--host", default="127.0.0.1",
@@ -92,11 +93,10 @@ def _report_commands(sub: Any) -> None:
 
     doctor = sub.add_parser("doctor", help="what the suite learns about a server, on one screen, "
                             "before any test (paste it into an issue)")
-    doctor.add_argument("--endpoint", required=True, help="base URL of the server")
-    doctor.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY; never printed")
-    doctor.add_argument("--model", default=None, help="default: the first of GET /v1/models")
-    doctor.add_argument("--tokenizer", default=None, help="the served model's tokenizer")
-    doctor.add_argument("--expectations", default=None, help="a file, or none")
+    add_arguments(doctor, "--endpoint", "--api-key", "--model", "--tokenizer", "--expectations",
+                  endpoint={"required": True, "help": "base URL of the server"},
+                  expectations={"help": "a YAML file of known deviations, or none (default: "
+                                "the file of the framework the server names itself as)"})
 
     diff = sub.add_parser("diff", help="regressions, fixes, new and removed checks between two "
                           "runs; exit 1 if a MUST regressed")
@@ -174,10 +174,13 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     log_dir = Path(args.log_dir) if args.log_dir else Path(tempfile.mkdtemp(prefix="logprobe-"))
     url_file = Path(args.url_file) if args.url_file else None
+    options = RunOptions.from_args(args)
     try:
-        booted = launch(LaunchRequest(backend=args.backend, log_dir=log_dir, model=args.serve_model,
-                                      api_key=os.environ.get("OPENAI_API_KEY") or None,
-                                      command=args.serve_command, ready_url=args.serve_ready_url,
+        booted = launch(LaunchRequest(backend=args.backend, log_dir=log_dir,
+                                      model=options.serve_model, api_key=options.api_key,
+                                      command=options.serve_command,
+                                      ready_url=options.serve_ready_url,
+                                      extra_args=shlex.split(options.serve_args or ""),
                                       port=args.port, host=args.host))
         process = booted.process
         print(f"logprobe: starting {process.name} (log: {process.log_path})", flush=True)
@@ -234,9 +237,10 @@ def _doctor(args: argparse.Namespace) -> int:
     from logprobe.doctor import diagnose
     from logprobe.endpoint import EXIT_ENDPOINT_UNUSABLE, EndpointUnusable
 
+    options = RunOptions.from_args(args)
     try:
-        diagnosis = diagnose(args.endpoint, args.api_key or os.environ.get("OPENAI_API_KEY"),
-                             args.model, args.tokenizer, args.expectations)
+        diagnosis = diagnose(options.endpoint or "", options.api_key, options.model,
+                             options.tokenizer, options.expectations)
     except EndpointUnusable as exc:
         print(f"logprobe doctor: {exc}", file=sys.stderr)
         return EXIT_ENDPOINT_UNUSABLE

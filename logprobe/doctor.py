@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from logprobe import expectations
+from logprobe.client import RecordingClient
 from logprobe.endpoint import BackendIdentity, normalise_base_url, preflight, probe_cap
 from logprobe.invariants.access import completion_logprobs, usage
 from logprobe.invariants.lmeval import check_lmeval_response, lmeval_request, predict_lmeval_crash
@@ -54,18 +53,15 @@ def _limit(identity: BackendIdentity, cap: int | None, evidence: str | None) -> 
 def _echo(base_url: str, api_key: str | None, model: str, timeout: float) -> list[tuple[str, str]]:
     """lm-eval's loglikelihood request, once, judged by the LMEVAL-001 and shape checks."""
     request = lmeval_request(model, ECHO_PROMPT)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        with httpx.Client(timeout=timeout, headers=headers) as client:
-            response = client.post(base_url + "/completions", json=request)
-    except httpx.HTTPError as exc:
-        return [("echo", f"no answer: {type(exc).__name__}: {exc}")]
-    if response.status_code != 200:
-        return [("echo", f"HTTP {response.status_code}: {response.text[:200]!r}")]
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return [("echo", f"HTTP 200 with a body that is not JSON: {response.text[:120]!r}")]
+    with RecordingClient(base_url, api_key=api_key, timeout=timeout, retries=0) as client:
+        answer = client.completions(request)
+    if answer.status is None:
+        return [("echo", f"no answer: {answer.transport_error}")]
+    if answer.status != 200:
+        return [("echo", f"HTTP {answer.status}: {answer.text[:200]!r}")]
+    body: Any = answer.json
+    if body is None:
+        return [("echo", f"HTTP 200 with a body that is not JSON: {answer.text[:120]!r}")]
     crash = predict_lmeval_crash(body, [1])
     prompt_tokens = usage(body, "prompt_tokens")
     found = check_lmeval_response(request, body, [prompt_tokens] if prompt_tokens else None)
@@ -107,13 +103,7 @@ def diagnose(endpoint: str, api_key: str | None = None, model: str | None = None
     """Raises ``EndpointUnusable`` when the suite could not run against it at all."""
     identity = preflight(normalise_base_url(endpoint), api_key, model)
     cap, evidence = probe_cap(identity.base_url, api_key, identity.model, timeout=timeout)
-    if expectations_file == "none":
-        chosen = expectations.ExpectationSet([], None, "--expectations none: judged raw")
-    elif expectations_file:
-        chosen = expectations.ExpectationSet(expectations.load(Path(expectations_file)),
-                                             expectations_file, "--expectations")
-    else:
-        chosen = expectations.for_family(identity.family, identity.identified_by)
+    chosen = expectations.chosen(expectations_file, identity.family, identity.identified_by)
     applying = len(chosen.applying(identity.server_version))
     known = (f"{chosen.file} ({chosen.why}); {applying} of {len(chosen.entries)} entries apply"
              if chosen.file else f"none ({chosen.why})")

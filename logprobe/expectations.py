@@ -163,6 +163,21 @@ def load(path: Path) -> list[Expectation]:
     return entries
 
 
+def given(option: str | None) -> ExpectationSet | None:
+    """``--expectations FILE`` or ``none``; None when not given (the server's framework then
+    chooses: ``for_family``). Raises OSError or ValueError for a file that cannot be used."""
+    if option == "none":
+        return ExpectationSet([], None, "--expectations none: judged raw")
+    if not option:
+        return None
+    return ExpectationSet(load(Path(option)), option, "--expectations")
+
+
+def chosen(option: str | None, family: str | None, identified_by: str | None) -> ExpectationSet:
+    """The expectation set of a run or a diagnosis: the one given, else the framework's."""
+    return given(option) or for_family(family, identified_by)
+
+
 def for_family(family: str | None, identified_by: str | None) -> ExpectationSet:
     """The expectation file of the framework a server named itself as, or none, with why."""
     path = default_file(family) if family else None

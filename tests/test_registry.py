@@ -75,9 +75,9 @@ def test_a_stateful_fault_starts_fresh_in_every_run():
                                                   "top_logprobs": [None, {}, {}]}}]}
     request = {"prompt": "ab", "echo": True}
     [first] = faults.resolve("stale-prefix-cache")
-    once = faults.apply_json([first], "/v1/completions", request, copy.deepcopy(body))
-    twice = faults.apply_json([first], "/v1/completions", request, copy.deepcopy(body))
+    once = faults.to_json([first], "/v1/completions", request, copy.deepcopy(body))
+    twice = faults.to_json([first], "/v1/completions", request, copy.deepcopy(body))
     assert once == body
     assert twice["choices"][0]["logprobs"]["token_logprobs"][1] == -1.7
     [again] = faults.resolve("stale-prefix-cache")
-    assert faults.apply_json([again], "/v1/completions", request, copy.deepcopy(body)) == body
+    assert faults.to_json([again], "/v1/completions", request, copy.deepcopy(body)) == body

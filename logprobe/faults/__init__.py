@@ -26,12 +26,7 @@ from logprobe.faults import (  # noqa: F401  (each registers its faults)
 from logprobe.faults.apply import to_json
 from logprobe.faults.registry import FAULTS, Fault, dumps, markdown_table, resolve
 
-__all__ = ["FAULTS", "Fault", "apply_json", "dumps", "markdown_table", "resolve"]
-
-
-def apply_json(faults: list[Fault], path: str, request: dict[str, Any], body: Any) -> Any:
-    """A parsed JSON response body with ``faults`` applied (``apply.to_json``)."""
-    return to_json(faults, path, request, body)
+__all__ = ["FAULTS", "Fault", "apply", "dumps", "markdown_table", "resolve", "to_json"]
 
 
 def break_json(name: str, path: str, request: dict[str, Any], body: Any) -> Any:

@@ -36,12 +36,8 @@ def load_expectations(config: pytest.Config) -> ExpectationSet | None:
     from logprobe import expectations
 
     given = options_of(config).expectations
-    if given == "none":
-        return ExpectationSet([], None, "--expectations none: judged raw")
-    if not given:
-        return None
     try:
-        return ExpectationSet(expectations.load(Path(given)), given, "--expectations")
+        return expectations.given(given)
     except (OSError, ValueError) as exc:
         raise pytest.UsageError(f"--expectations {given}: {exc}") from exc
 
