@@ -60,6 +60,12 @@ class Exchange:
     _parsed_done: bool = False
     nonstandard_constants: list[str] = field(default_factory=list)
     retries: list[str] = field(default_factory=list)  # what each retried attempt got
+    # How the attempt failed without an answer: "connect" (refused, no route, TLS),
+    # "timeout", or "transport" (anything else httpx raised); None when it was answered.
+    transport_kind: str | None = None
+    # With --reference-endpoint: the reference's answer to the same request
+    # (``logprobe.mirror``), compared by the judge.
+    mirrored: Exchange | None = None
 
     @property
     def path(self) -> str:
@@ -156,7 +162,9 @@ class Exchange:
                 "started_at": self.started_at, "sent_at": self.sent_at,
                 "first_ended_at": self.first_ended_at,
                 "transport_error": self.transport_error, "truncated": self.truncated,
-                "stream": self.stream, "retries": self.retries}
+                "stream": self.stream, "retries": self.retries,
+                "transport_kind": self.transport_kind,
+                "mirrored": self.mirrored.to_wire() if self.mirrored else None}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Exchange:
@@ -166,7 +174,9 @@ class Exchange:
                    started_at=data["started_at"], sent_at=data.get("sent_at", 0.0),
                    first_ended_at=data.get("first_ended_at", 0.0),
                    transport_error=data["transport_error"],
-                   truncated=data["truncated"], stream=data["stream"], retries=data["retries"])
+                   truncated=data["truncated"], stream=data["stream"], retries=data["retries"],
+                   transport_kind=data.get("transport_kind"),
+                   mirrored=cls.from_wire(data["mirrored"]) if data.get("mirrored") else None)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -310,6 +320,9 @@ class RecordingClient:
                         raise httpx.ReadTimeout(f"the response took longer than {self.timeout:g} s")
         except httpx.HTTPError as exc:
             exchange.transport_error = f"{type(exc).__name__}: {exc}"
+            exchange.transport_kind = ("connect" if isinstance(exc, httpx.ConnectError) else
+                                       "timeout" if isinstance(exc, httpx.TimeoutException)
+                                       else "transport")
             retry_error = isinstance(exc, RETRY_ERRORS)
         else:
             retry_error = False

@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
-from logprobe.client import normalise_base_url
+from logprobe.client import Exchange, RecordingClient, normalise_base_url
 from logprobe.identity import Identity, identify
 
 EXIT_ENDPOINT_UNUSABLE = 6
@@ -46,36 +44,25 @@ class BackendIdentity:
 def preflight(
     base_url: str, api_key: str | None, model: str | None, timeout: float = 10.0
 ) -> BackendIdentity:
-    """GET /v1/models; return the identity or raise ``EndpointUnusable``."""
+    """GET /v1/models; return the identity or raise ``EndpointUnusable``. Sent by the
+    recording client, once (no retry: an unusable endpoint is told at once)."""
     base_url = normalise_base_url(base_url)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        with httpx.Client(timeout=timeout, headers=headers) as client:
-            response = client.get(base_url + "/models")
-            told = _identify(client, base_url, response)
-    except httpx.ConnectError as exc:
-        hint = ""
-        if base_url.startswith("https://") and ("SSL" in str(exc) or "TLS" in str(exc)):
-            hint = " (the TLS handshake failed: is it a plain HTTP port? try http://)"
-        raise EndpointUnusable(f"cannot connect to {base_url}: {exc}{hint}") from exc
-    except httpx.TimeoutException as exc:
-        raise EndpointUnusable(f"{base_url} did not answer within {timeout:.0f} s") from exc
-    except httpx.HTTPError as exc:
-        raise EndpointUnusable(f"{base_url}: {type(exc).__name__}: {exc}") from exc
-    if response.status_code in (401, 403):
+    with RecordingClient(base_url, api_key=api_key, timeout=timeout, retries=0) as client:
+        listed = client.get("/models")
+        _raise_if_unanswered(listed, base_url, timeout)
+        told = _identify(client, base_url, listed)
+    if listed.status in (401, 403):
         raise EndpointUnusable(
-            f"{base_url}/models answered {response.status_code}: pass --api-key "
-            "(or set OPENAI_API_KEY)"
+            f"{base_url}/models answered {listed.status}: pass --api-key (or set OPENAI_API_KEY)"
         )
     try:
-        body = response.json()
-        models = [m["id"] for m in body["data"] if isinstance(m, dict) and "id" in m]
-    except (ValueError, KeyError, TypeError):
-        excerpt = response.text[:200].replace("\n", " ")
+        models = [m["id"] for m in listed.json["data"] if isinstance(m, dict) and "id" in m]
+    except (KeyError, TypeError):
+        excerpt = listed.text[:200].replace("\n", " ")
         if model is None:
             raise EndpointUnusable(
                 f"{base_url} does not look like an OpenAI-compatible API: GET /models answered "
-                f"HTTP {response.status_code} with {excerpt!r} (pass --model if it has no /models)"
+                f"HTTP {listed.status} with {excerpt!r} (pass --model if it has no /models)"
             ) from None
         models = []
     if model is None:
@@ -87,28 +74,36 @@ def preflight(
         model=model,
         models=models,
         server_version=told.version,
-        server_header=response.headers.get("server"),
+        server_header=listed.response_headers.get("server"),
         family=told.family,
         identified_by=told.evidence,
     )
 
 
-def _identify(client: httpx.Client, base_url: str, models: httpx.Response) -> Identity:
+def _raise_if_unanswered(exchange: Exchange, base_url: str, timeout: float) -> None:
+    """An endpoint that gave no answer at all, said in one sentence."""
+    error = exchange.transport_error
+    if error is None or exchange.status is not None:
+        return
+    if exchange.transport_kind == "connect":
+        hint = ""
+        if base_url.startswith("https://") and ("SSL" in error or "TLS" in error):
+            hint = " (the TLS handshake failed: is it a plain HTTP port? try http://)"
+        raise EndpointUnusable(f"cannot connect to {base_url}: {error.split(': ', 1)[-1]}{hint}")
+    if exchange.transport_kind == "timeout":
+        raise EndpointUnusable(f"{base_url} did not answer within {timeout:.0f} s")
+    raise EndpointUnusable(f"{base_url}: {error}")
+
+
+def _identify(client: RecordingClient, base_url: str, models: Exchange) -> Identity:
     """What the server says it is (:mod:`logprobe.identity`), asking its root routes."""
     root = base_url[: -len("/v1")]
 
     def ask(path: str) -> Any:
-        try:
-            answer = client.get(root + path)
-            return answer.json() if answer.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            return None
+        answer = client.get(root + path)  # an absolute URL: outside /v1
+        return answer.json if answer.status == 200 else None
 
-    try:
-        body = models.json()
-    except ValueError:
-        body = None
-    return identify(body, models.headers.get("server"), ask)
+    return identify(models.json, models.response_headers.get("server"), ask)
 
 
 PROBE_HEADER = "X-Logprobe-Probe"
@@ -126,16 +121,16 @@ def probe_cap(base_url: str, api_key: str | None, model: str, asked: int = 20,
     gives (None, None): the suite's default limit stands."""
     import re
 
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    headers[PROBE_HEADER] = "logprobs-limit"  # says why this request exists, in any log
+    # The header says why this request exists, in any log; sent once, never retried.
+    with RecordingClient(base_url, api_key=api_key, timeout=timeout, retries=0,
+                         headers={PROBE_HEADER: "logprobs-limit"}) as client:
+        answer = client.completions({"model": model, "prompt": "hi", "max_tokens": 1,
+                                     "logprobs": asked})
+    if answer.status is None or not 400 <= answer.status < 500:
+        return None, None
     try:
-        with httpx.Client(timeout=timeout, headers=headers) as client:
-            response = client.post(normalise_base_url(base_url) + "/completions", json={
-                "model": model, "prompt": "hi", "max_tokens": 1, "logprobs": asked})
-        if not 400 <= response.status_code < 500:
-            return None, None
-        message = str(response.json()["error"]["message"])
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        message = str(answer.json["error"]["message"])
+    except (KeyError, TypeError):
         return None, None
     for pattern in CAP_PATTERNS:
         found = re.search(pattern, message, re.IGNORECASE)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from logprobe.client import Exchange
 from logprobe.expectations import Expectation, expected_by
@@ -102,15 +102,6 @@ class Judgement:
         return {i: why for i, why in self.unjudged.items() if i not in self.checked}
 
 
-class Reference(Protocol):
-    """What the judge needs of a second server (``logprobe.mirror.Mirror``, kept out of
-    this module's imports): an exchange's differences from the reference's answer to the
-    same request, and per field what was compared."""
-
-    def compare(self, exchange: Exchange) -> tuple[list[Violation], dict[str, dict[str, Any]]]:
-        ...
-
-
 class Judge:
     """Bound to one test: classify exchanges, run checks, raise on a violated MUST."""
 
@@ -119,11 +110,12 @@ class Judge:
         judgement: Judgement,
         on_no_answer: Callable[[Exchange], None] | None = None,
         expectations: list[Expectation] | None = None,
-        mirror: Reference | None = None,
+        reference_tolerance: float = differential.SAME,
         failures: list[tuple[ConformanceFailure, Judgement]] | None = None,
     ):
         self.judgement = judgement
-        self._mirror = mirror  # with --reference-endpoint
+        # With --reference-endpoint: how far two numbers may be apart and be the same answer.
+        self._reference_tolerance = reference_tolerance
         # Asked of every exchange that got no answer at all: raises
         # ``liveness.ServerDown`` when the server is down (the test stops, not reached).
         self._on_no_answer = on_no_answer
@@ -172,8 +164,11 @@ class Judge:
             self._reported.add(id(exchange))
             found += check_json_literals(exchange.nonstandard_constants)
             found += err.check_retried(exchange.retries)
-            if self._mirror is not None:
-                differences, fields = self._mirror.compare(exchange)
+            if exchange.mirrored is not None:
+                there = exchange.mirrored
+                differences, fields = differential.against_reference(
+                    exchange.status, exchange.json, there.status, there.json,
+                    (exchange.curl(), there.curl()), self._reference_tolerance)
                 found += differences
                 if fields:
                     differential.merge(self.judgement.data.setdefault(differential.MEASURE, {}),

@@ -1,27 +1,19 @@
-"""``--reference-endpoint``: each judged exchange, sent to a second server as well.
+"""``--reference-endpoint``: every greedy request the suite sends, sent to a second server too.
 
-The judge hands every exchange it judges here once; a greedy one (temperature 0, not a
-stream) is sent to the reference endpoint with the same body (the
-model renamed to the reference's) and the two answers are compared value by value
-(logprobe.invariants.differential). A request several tests judge is sent once.
+``MirroredClient`` is the client to the server under test; each greedy request it sends
+(temperature 0, not a stream) also goes to the reference endpoint with the same body (the
+model renamed to the reference's), and the reference's answer travels with the exchange
+(``Exchange.mirrored``). The judge then compares the two answers without sending anything
+(``logprobe.invariants.differential``). A request sent twice is sent to the reference once.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
 from typing import Any
 
 from logprobe.client import Exchange, RecordingClient
-from logprobe.invariants.core import Violation
-from logprobe.invariants.differential import (
-    KEPT_DELTAS,
-    SAME,
-    check_same_answer,
-    compare,
-    field_deltas,
-)
 
 
 def greedy(exchange: Exchange) -> bool:
@@ -33,38 +25,47 @@ def greedy(exchange: Exchange) -> bool:
 
 
 class Mirror:
-    def __init__(self, client: RecordingClient, model: str, model_under_test: str,
-                 tolerance: float = SAME):
+    """The reference endpoint's answer to an exchange's request, asked once per request."""
+
+    def __init__(self, client: RecordingClient, model: str, model_under_test: str):
         self.client, self.model, self.model_under_test = client, model, model_under_test
-        self.tolerance = tolerance
         self._answers: dict[str, Exchange] = {}
         self._lock = threading.Lock()
 
-    def compare(self, exchange: Exchange) -> tuple[list[Violation], dict[str, dict[str, Any]]]:
-        """DIFF-001 violations for this exchange, and per field what was compared."""
+    def answer(self, exchange: Exchange) -> Exchange | None:
+        """The reference's answer to a greedy exchange's request; None for any other."""
         if not greedy(exchange):
-            return [], {}
+            return None
         request = dict(exchange.request_json)
         if request.get("model") == self.model_under_test:
             request["model"] = self.model
         key = exchange.path + json.dumps(request, sort_keys=True, default=str)
         with self._lock:
-            reference = self._answers.get(key)
-        if reference is None:  # the same endpoint below the reference's base URL
-            reference = self.client.post(exchange.endpoint, request)
-            with self._lock:
-                self._answers[key] = reference
-        leaves = compare(exchange.json, reference.json)  # one walk for the check and the summary
-        found = check_same_answer(exchange.status, exchange.json, reference.status,
-                                  reference.json, (exchange.curl(), reference.curl()),
-                                  self.tolerance, leaves)
-        if exchange.status != reference.status:
-            return found, {"status": {"n": 1, "differ": 1, "deltas": []}}
-        return found, {field: self._kept(deltas)
-                       for field, deltas in field_deltas(leaves).items()}
+            known = self._answers.get(key)
+        if known is not None:
+            return known
+        answer = self.client.post(exchange.endpoint, request)  # below the reference's base URL
+        with self._lock:
+            return self._answers.setdefault(key, answer)
 
-    def _kept(self, deltas: list[float]) -> dict[str, Any]:
-        """n, how many differ, and the largest finite nonzero differences (plain JSON)."""
-        finite = sorted((d for d in deltas if math.isfinite(d) and d > 0), reverse=True)
-        return {"n": len(deltas), "differ": sum(1 for d in deltas if d > self.tolerance),
-                "deltas": [round(d, 9) for d in finite[:KEPT_DELTAS]]}
+    def close(self) -> None:
+        self.client.close()
+
+
+class MirroredClient(RecordingClient):
+    """A ``RecordingClient`` to the server under test whose greedy exchanges carry the
+    reference's answer too (``post_many``, ``completions`` and ``chat`` all send by
+    ``post``)."""
+
+    def __init__(self, base_url: str, mirror: Mirror, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self.mirror = mirror
+
+    def post(self, path: str, payload: Any) -> Exchange:
+        exchange = super().post(path, payload)
+        exchange.mirrored = self.mirror.answer(exchange)
+        return exchange
+
+    def close(self) -> None:
+        super().close()
+        self.mirror.close()

@@ -102,6 +102,26 @@ def check_same_answer(status: int | None, body: Any, ref_status: int | None, ref
                       actual=f"{len(differing)} differences")]
 
 
+def against_reference(status: int | None, body: Any, ref_status: int | None, ref_body: Any,
+                      curls: tuple[str, str], tolerance: float = SAME,
+                      ) -> tuple[list[Violation], dict[str, dict[str, Any]]]:
+    """DIFF-001 for one answer and the reference's answer to the same request, and per field
+    what was compared (``{n, differ, deltas}``, plain JSON, for the run's DIFF-002)."""
+    leaves = compare(body, ref_body)  # one walk for the check and the summary
+    found = check_same_answer(status, body, ref_status, ref_body, curls, tolerance, leaves)
+    if status != ref_status:
+        return found, {"status": {"n": 1, "differ": 1, "deltas": []}}
+    return found, {field: _kept(deltas, tolerance)
+                   for field, deltas in field_deltas(leaves).items()}
+
+
+def _kept(deltas: list[float], tolerance: float) -> dict[str, Any]:
+    """n, how many differ, and the largest finite nonzero differences."""
+    finite = sorted((d for d in deltas if math.isfinite(d) and d > 0), reverse=True)
+    return {"n": len(deltas), "differ": sum(1 for d in deltas if d > tolerance),
+            "deltas": [round(d, 9) for d in finite[:KEPT_DELTAS]]}
+
+
 def summarise(fields: dict[str, dict[str, Any]]) -> list[Violation]:
     """DIFF-002: per field that differed at all (``{n, differ, deltas}``: the largest
     nonzero differences), how many values were compared, how many differ beyond the

@@ -30,7 +30,6 @@ from logprobe.plugin.fixtures import (  # noqa: F401  (fixtures pytest finds her
     make_judge,
     model,
     prompt_tokenizer,
-    reference_mirror,
     shared_api,
     tokenizer,
     tokenizer_source,

@@ -4,7 +4,6 @@ judge, the reference mirror, the tolerance and the logprobs limit."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,27 +18,53 @@ from logprobe.plugin.keys import (
     EXPECTATION_KEY,
     FAILURES_KEY,
     JUDGEMENT_KEY,
-    WORKER_SHARE_DIR,
 )
 from logprobe.plugin.options import DEFAULT_LOGPROBS_LIMIT, options_of
-from logprobe.plugin.session import expectations_for, watch_of
+from logprobe.plugin.session import expectations_for, share_dir_of, watch_of
 from logprobe.shared import SharedExchanges
 from logprobe.tolerance import Tolerance
 
 
-def _client(base_url: str, api_key: str | None, config: pytest.Config) -> RecordingClient:
+def _client(base_url: str, api_key: str | None, config: pytest.Config,
+            mirror: Any = None) -> RecordingClient:
     options = options_of(config)
-    return RecordingClient(base_url, api_key=api_key, timeout=options.request_timeout,
-                           max_connections=options.concurrency, retries=options.retries)
+    settings: dict[str, Any] = {"api_key": api_key, "timeout": options.request_timeout,
+                                "max_connections": options.concurrency,
+                                "retries": options.retries}
+    if mirror is None:
+        return RecordingClient(base_url, **settings)
+    from logprobe.mirror import MirroredClient
+
+    return MirroredClient(base_url, mirror, **settings)
 
 
 @pytest.fixture(scope="session")
 def api(backend: Backend, request: pytest.FixtureRequest) -> Iterator[RecordingClient]:
+    """The client to the server under test; with --reference-endpoint its greedy exchanges
+    carry the reference's answer too (``logprobe.mirror``)."""
     client = _client(backend.identity.base_url, options_of(request.config).api_key,
-                     request.config)
+                     request.config, _mirror(backend, request.config))
     request.config.stash[CLIENT_KEY] = client
     yield client
     client.close()
+
+
+def _mirror(backend: Backend, config: pytest.Config) -> Any:
+    """With --reference-endpoint, what asks it the same requests (its client checked by a
+    preflight first); else None."""
+    options = options_of(config)
+    if not options.reference_endpoint:
+        return None
+    from logprobe.endpoint import EndpointUnusable, preflight
+    from logprobe.mirror import Mirror
+
+    key = options.reference_api_key
+    try:
+        identity = preflight(options.reference_endpoint, key, None)
+    except EndpointUnusable as exc:
+        pytest.exit(f"logprobe: --reference-endpoint: {exc}", returncode=EXIT_ENDPOINT_UNUSABLE)
+    return Mirror(_client(identity.base_url, key, config), identity.model,
+                  backend.identity.model)
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +77,7 @@ def api_key(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture(scope="session")
 def shared_api(api: RecordingClient, request: pytest.FixtureRequest) -> SharedExchanges:
     """For exchanges several tests judge: one request per run, whichever worker asks first."""
-    directory = getattr(request.config, "workerinput", {}).get(WORKER_SHARE_DIR)
-    return SharedExchanges(api, Path(directory) if directory else None)
+    return SharedExchanges(api, share_dir_of(request.config))
 
 
 @pytest.fixture(scope="session")
@@ -129,28 +153,8 @@ def new_judge(request: pytest.FixtureRequest, backend: Backend) -> Judge:
     return Judge(judgement, on_no_answer=watch.after_failure,
                  expectations=[e for e in expectations_for(request.config, backend)
                                if e.test is None],  # a test entry is settled by the outcome
-                 mirror=request.getfixturevalue("reference_mirror"),
+                 reference_tolerance=options_of(request.config).reference_tolerance,
                  failures=request.node.stash.setdefault(FAILURES_KEY, []))
-
-
-@pytest.fixture(scope="session")
-def reference_mirror(backend: Backend, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """With --reference-endpoint, what sends each judged exchange there too; else None."""
-    options = options_of(request.config)
-    if not options.reference_endpoint:
-        yield None
-        return
-    from logprobe.endpoint import EndpointUnusable, preflight
-    from logprobe.mirror import Mirror
-
-    key = options.reference_api_key
-    try:
-        identity = preflight(options.reference_endpoint, key, None)
-    except EndpointUnusable as exc:
-        pytest.exit(f"logprobe: --reference-endpoint: {exc}", returncode=EXIT_ENDPOINT_UNUSABLE)
-    client = _client(identity.base_url, key, request.config)
-    yield Mirror(client, identity.model, backend.identity.model, options.reference_tolerance)
-    client.close()
 
 
 @pytest.fixture(scope="session")
