@@ -14,7 +14,7 @@ bench/results/<date>.json with the machine's description:
     check) on recorded responses, in-process: median and p99 in ms;
  7. the e2e MMLU run's ideal / measured, and the suite's own scorer against lm-eval;
  8. the client floor: the core suite against a server that answers instantly (its own
-    answers, recorded and replayed by ``bench.replay``), its verdicts compared with the
+    answers, recorded and replayed by ``logprobe.replay``), its verdicts compared with the
     live run's (``--only client-floor`` measures this alone).
 
 Nothing is asserted: these are measurements, and the machines are shared.
@@ -146,7 +146,7 @@ def overhead_per_exchange(repeat: int = 200) -> dict[str, float]:
 
 def _replay_proxy(mode: str, port: int, store: Path, upstream: str | None = None
                   ) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "bench.replay", mode, f"--port={port}", f"--store={store}"]
+    command = [sys.executable, "-m", "logprobe.replay", mode, f"--port={port}", f"--store={store}"]
     command += [f"--upstream={upstream}"] if upstream else []
     proxy = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
     for _ in range(100):
@@ -156,7 +156,7 @@ def _replay_proxy(mode: str, port: int, store: Path, upstream: str | None = None
         except httpx.HTTPError:
             time.sleep(0.1)
     proxy.kill()
-    raise RuntimeError(f"bench.replay {mode} did not start")
+    raise RuntimeError(f"logprobe.replay {mode} did not start")
 
 
 def _stop(proxy: subprocess.Popen[bytes]) -> None:

@@ -1,6 +1,6 @@
 """A server that answers instantly: the suite's own cost, apart from any server's.
 
-``python -m bench.replay record --upstream URL --port P --store FILE`` forwards every
+``python -m logprobe.replay record --upstream URL --port P --store FILE`` forwards every
 request to a real server and keeps each answer (status, content type, the body's bytes,
 a stream's whole text) under its method, path and body; ``replay --port P --store FILE``
 then answers the same requests from the file, with no server behind it. A request seen
@@ -81,7 +81,7 @@ def replay_app(store: Path) -> web.Application:
             stats["missed"] += 1
             stats["missed_requests"] = (stats["missed_requests"] + [
                 f"{request.method} {request.path_qs} {body[:200].decode(errors='replace')}"])[-20:]
-            return web.json_response({"error": {"message": "bench.replay: not recorded",
+            return web.json_response({"error": {"message": "logprobe.replay: not recorded",
                                                 "type": "not_found", "param": None,
                                                 "code": None}}, status=404)
         seen = served.get(id(found), 0)
@@ -111,7 +111,7 @@ def main() -> None:
         app = record_app(args.upstream.rstrip("/"), store)
     else:
         app = replay_app(store)
-    print(f"bench.replay: {args.mode} on http://127.0.0.1:{args.port}", flush=True)
+    print(f"logprobe.replay: {args.mode} on http://127.0.0.1:{args.port}", flush=True)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None)
 
 
