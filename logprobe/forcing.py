@@ -14,14 +14,14 @@ from typing import Any
 
 from logprobe.client import Exchange
 from logprobe.invariants import consistency
-from logprobe.invariants.access import (
+from logprobe.invariants.core import nothing_to_judge
+from logprobe.invariants.readers import (
     choices,
     completion_logprobs,
     prompt_count,
     readable,
     usage,
 )
-from logprobe.invariants.core import nothing_to_judge
 from logprobe.judge import Judge
 from logprobe.tokenizer import token_id_of_spelling
 

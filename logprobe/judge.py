@@ -19,7 +19,7 @@ from logprobe.client import Exchange
 from logprobe.expectations import Expectation, expected_by
 from logprobe.invariants import differential, shape
 from logprobe.invariants import errors as err
-from logprobe.invariants.applicable import checks_for
+from logprobe.invariants.catalogue import checks_for
 from logprobe.invariants.core import (
     Check,
     ExchangeCheck,

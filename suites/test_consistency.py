@@ -10,8 +10,8 @@ from cases import SEED, completion
 from logprobe.client import Exchange
 from logprobe.forcing import echo_scoring, judge_choices_forced
 from logprobe.invariants import consistency, shape
-from logprobe.invariants.access import token_logprobs
 from logprobe.invariants.core import nothing_to_judge
+from logprobe.invariants.readers import token_logprobs
 from logprobe.judge import Judge
 
 # Each test scores a prompt of its own, of 30 tokens or more (CONS-004 judges whether a

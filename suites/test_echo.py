@@ -4,8 +4,8 @@ from cases import completion, first_logprobs
 
 from logprobe.forcing import echo_scoring
 from logprobe.invariants import echo, shape
-from logprobe.invariants.access import usage
 from logprobe.invariants.core import nothing_to_judge
+from logprobe.invariants.readers import usage
 
 
 def test_echo_covers_prompt(echo_top2, judge):

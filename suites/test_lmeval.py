@@ -15,8 +15,8 @@ import pytest
 from cases import LMEVAL_BATCH, LMEVAL_CONTEXTS, SEED, completion, first_logprobs
 
 from logprobe.invariants import echo, lmeval, numerics, shape
-from logprobe.invariants.access import usage
 from logprobe.invariants.core import bind
+from logprobe.invariants.readers import usage
 
 CONTINUATION_TOKENS = 3
 

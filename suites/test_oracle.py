@@ -25,9 +25,9 @@ TEXTS = [
 def reference(backend):
     if backend.reference_model is None:
         pytest.skip("no local copy of the served model: pass --reference-model ID_OR_DIR")
-    from logprobe.reference import load_reference
+    from logprobe.oracle_model import load_oracle_model
 
-    return load_reference(backend.reference_model)
+    return load_oracle_model(backend.reference_model)
 
 
 def test_prompt_logprobs_match_the_reference_model(api, model, reference, judge):

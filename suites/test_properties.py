@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 from logprobe.client import Exchange
 from logprobe.forcing import judge_choices_forced
 from logprobe.invariants import asked, consistency, errors, responses, text
-from logprobe.invariants.access import token_logprobs
 from logprobe.invariants.core import CATALOGUE, bind, nothing_to_judge
+from logprobe.invariants.readers import token_logprobs
 from logprobe.judge import Judge
 from logprobe.progress import Progress
 from logprobe.strategies import (

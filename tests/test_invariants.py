@@ -17,7 +17,7 @@ from recorded import LLAMA_CPP, TRANSFORMERS, VLLM, exchange
 
 from logprobe import expectations, faults
 from logprobe.invariants import counts, echo, lmeval, sampling, shape, streaming, text, values
-from logprobe.invariants.applicable import checks_for  # noqa: F401  (loads the registry)
+from logprobe.invariants.catalogue import checks_for  # noqa: F401  (loads the registry)
 from logprobe.invariants.core import CATALOGUE, REGISTRY, Level, Verdict
 
 COMPLETIONS = "/v1/completions"

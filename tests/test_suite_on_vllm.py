@@ -12,7 +12,7 @@ import pytest
 
 from conftest import KILL_MATRIX, run_suite
 from logprobe.faults import FAULTS
-from logprobe.invariants.applicable import checks_for  # noqa: F401  (loads the registry)
+from logprobe.invariants.catalogue import checks_for  # noqa: F401  (loads the registry)
 from logprobe.invariants.core import REGISTRY
 from logprobe.invariants.numerics import RUN_NODEID
 from logprobe.strategies import pinned_shapes

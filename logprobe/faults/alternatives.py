@@ -9,7 +9,7 @@ from typing import Any
 
 from logprobe.faults.body import chat, chat_entries, completions, each_completion_logprobs, is_chat
 from logprobe.faults.registry import Fault, JsonHook, fault, register
-from logprobe.invariants.access import choices
+from logprobe.invariants.readers import choices
 
 
 @fault("unsorted-chat-top",

@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from logprobe.invariants.access import chat_content, choices, completion_logprobs
+from logprobe.invariants.readers import chat_content, choices, completion_logprobs
 
 
 def is_completions(path: str) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 from logprobe.faults.body import each_completion_logprobs, is_completions, move_row, prompt_rows, unit_hash
 from logprobe.faults.registry import Stateful, fault
-from logprobe.invariants.access import choices
+from logprobe.invariants.readers import choices
 
 
 @fault("list-rows-swapped",

@@ -7,7 +7,7 @@ from typing import Any
 
 from logprobe.faults.body import each_completion_logprobs, is_completions
 from logprobe.faults.registry import Stateful, fault
-from logprobe.invariants.access import choices
+from logprobe.invariants.readers import choices
 
 
 def _each_prompt_logprobs(path: str, request: dict[str, Any], body: Any) -> Iterator[

@@ -77,7 +77,7 @@ F = TypeVar("F")
 
 def register(fault: Fault) -> Fault:
     """Add a fault to the registry; its name must be new and its invariants known."""
-    import logprobe.invariants.applicable  # noqa: F401  (every invariant module: the catalogue)
+    import logprobe.invariants.catalogue  # noqa: F401  (every invariant module: the catalogue)
     from logprobe.invariants.core import CATALOGUE
 
     if fault.name in FAULTS:

@@ -7,7 +7,7 @@ from typing import Any
 
 from logprobe.faults.body import completions, each_completion_logprobs, echoed_completions, is_completions
 from logprobe.faults.registry import fault
-from logprobe.invariants.access import choices
+from logprobe.invariants.readers import choices
 
 
 @fault("null-logprobs",

@@ -8,7 +8,7 @@ from typing import Any
 
 from logprobe.faults.body import chat_entries
 from logprobe.faults.registry import fault
-from logprobe.invariants.access import choices, completion_logprobs
+from logprobe.invariants.readers import choices, completion_logprobs
 
 
 @fault("stream-no-logprobs",

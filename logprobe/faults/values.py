@@ -17,7 +17,7 @@ from logprobe.faults.body import (
     unit_hash,
 )
 from logprobe.faults.registry import fault
-from logprobe.invariants.access import choices
+from logprobe.invariants.readers import choices
 
 
 def _first_completion_value(body: Any) -> tuple[dict[str, Any], int] | None:

@@ -123,7 +123,7 @@ When = Callable[[str, dict[str, Any]], bool]
 @dataclass(frozen=True)
 class Registered:
     """A check and what it judges. With ``when``, an exchange check: the properties, the
-    pinned request shapes and ``applicable.checks_for`` run it on every exchange whose
+    pinned request shapes and ``catalogue.checks_for`` run it on every exchange whose
     request ``when`` accepts. Without, it compares several exchanges (or a run) and the
     tests that build those call it."""
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from logprobe.invariants import asked
-from logprobe.invariants.access import (
+from logprobe.invariants.core import (
+    Level,
+    Verdict,
+    Violation,
+    checks,
+    invariant,
+    nothing_to_judge,
+)
+from logprobe.invariants.readers import (
     asks_chat_logprobs,
     chat_content,
     chat_k,
@@ -15,14 +23,6 @@ from logprobe.invariants.access import (
     generated_count,
     readable,
     usage,
-)
-from logprobe.invariants.core import (
-    Level,
-    Verdict,
-    Violation,
-    checks,
-    invariant,
-    nothing_to_judge,
 )
 
 CNT_001 = invariant(

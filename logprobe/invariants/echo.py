@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from logprobe.invariants import asked
-from logprobe.invariants.access import choices, completion_logprobs, usage
 from logprobe.invariants.core import (
     Level,
     Verdict,
@@ -15,6 +14,7 @@ from logprobe.invariants.core import (
     is_number,
     nothing_to_judge,
 )
+from logprobe.invariants.readers import choices, completion_logprobs, usage
 from logprobe.tolerance import DEFAULT, Drift, Tolerance
 
 ECHO_001 = invariant(

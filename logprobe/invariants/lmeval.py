@@ -14,8 +14,8 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Any
 
-from logprobe.invariants.access import choices, completion_logprobs, prompt_count
 from logprobe.invariants.core import Level, Violation, checks, invariant, is_number
+from logprobe.invariants.readers import choices, completion_logprobs, prompt_count
 from logprobe.tolerance import DEFAULT, Drift, Tolerance
 
 SRC = "lm-evaluation-harness lm_eval/models/openai_completions.py (parse_logprobs, _create_payload)"

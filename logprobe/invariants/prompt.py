@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from logprobe.invariants import asked
-from logprobe.invariants.access import choices, usage
 from logprobe.invariants.consistency import dense
 from logprobe.invariants.core import (
     Level,
@@ -32,6 +31,7 @@ from logprobe.invariants.core import (
     is_number,
     nothing_to_judge,
 )
+from logprobe.invariants.readers import choices, usage
 from logprobe.tolerance import DEFAULT, Drift, Tolerance
 
 PROMPT_001 = invariant(

@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from logprobe import schemas
-from logprobe.invariants.access import readable
 from logprobe.invariants.core import (
     Level,
     Verdict,
@@ -32,6 +31,7 @@ from logprobe.invariants.core import (
     is_number,
     nothing_to_judge,
 )
+from logprobe.invariants.readers import readable
 from logprobe.invariants.text import special_token
 from logprobe.tolerance import DEFAULT, Drift, Tolerance
 

@@ -61,7 +61,7 @@ RUN_CHECK_MODULES = ("logprobe.invariants.errors", "logprobe.invariants.differen
 
 def registered() -> list[RunCheck]:
     """Every run-level check, ordered by ``RUN_CHECK_MODULES`` (stable within a module)."""
-    import logprobe.invariants.applicable  # noqa: F401  (every invariant module, registered)
+    import logprobe.invariants.catalogue  # noqa: F401  (every invariant module, registered)
 
     unlisted = sorted({c.__module__ for c in RUN_CHECKS} - set(RUN_CHECK_MODULES))
     if unlisted:

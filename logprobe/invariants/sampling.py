@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 from logprobe.invariants import asked
-from logprobe.invariants.access import chat_content, choices, completion_logprobs, readable, usage
 from logprobe.invariants.core import (
     Level,
     Violation,
@@ -15,6 +14,7 @@ from logprobe.invariants.core import (
     is_number,
     nothing_to_judge,
 )
+from logprobe.invariants.readers import chat_content, choices, completion_logprobs, readable, usage
 from logprobe.invariants.text import leaked_prefix
 from logprobe.tolerance import DEFAULT, TIE, Drift, Tolerance
 

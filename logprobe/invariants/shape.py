@@ -10,8 +10,8 @@ from typing import Any
 
 from logprobe import schemas
 from logprobe.invariants import asked
-from logprobe.invariants.access import asks_chat_logprobs, choices, completions_k
 from logprobe.invariants.core import Level, Verdict, Violation, checks, invariant
+from logprobe.invariants.readers import asks_chat_logprobs, choices, completions_k
 
 SRC_OPENAPI = "openai-openapi openapi.yaml (CreateCompletionResponse, CreateChatCompletionResponse)"
 

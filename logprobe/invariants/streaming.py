@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from logprobe.invariants import asked, sampling, values
-from logprobe.invariants.access import chat_content, choices, completion_logprobs, readable
 from logprobe.invariants.core import (
     Level,
     Verdict,
@@ -15,6 +14,7 @@ from logprobe.invariants.core import (
     is_number,
     nothing_to_judge,
 )
+from logprobe.invariants.readers import chat_content, choices, completion_logprobs, readable
 from logprobe.tolerance import DEFAULT, Drift, Tolerance
 
 STR_001 = invariant(

@@ -7,8 +7,8 @@ from collections.abc import Collection
 from typing import Any
 
 from logprobe.invariants import asked
-from logprobe.invariants.access import chat_content, choices, completion_logprobs, readable
 from logprobe.invariants.core import Level, Violation, checks, invariant, nothing_to_judge
+from logprobe.invariants.readers import chat_content, choices, completion_logprobs, readable
 
 TXT_001 = invariant(
     "TXT-001", Level.MUST,

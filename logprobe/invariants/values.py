@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from logprobe.invariants import asked
-from logprobe.invariants.access import chat_content, choices, completion_logprobs, readable
 from logprobe.invariants.core import (
     Level,
     Violation,
@@ -17,6 +16,7 @@ from logprobe.invariants.core import (
     is_number,
     nothing_to_judge,
 )
+from logprobe.invariants.readers import chat_content, choices, completion_logprobs, readable
 from logprobe.tolerance import MASS_SLACK as EPS_MASS
 from logprobe.tolerance import SAME_VALUE as EPS_SELF
 

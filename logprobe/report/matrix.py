@@ -115,7 +115,7 @@ def catalogue(runs: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
 
 def declared() -> dict[str, Any]:
     """Every invariant declared in this process: the package's and any a plugin added."""
-    import logprobe.invariants.applicable  # noqa: F401  (imports every check module)
+    import logprobe.invariants.catalogue  # noqa: F401  (imports every check module)
     from logprobe.invariants.core import CATALOGUE
 
     return dict(CATALOGUE)

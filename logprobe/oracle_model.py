@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any
 
 
-class ReferenceModel:
+class OracleModel:
     def __init__(self, source: str):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -42,12 +42,12 @@ class ReferenceModel:
 
 
 @cache
-def load_reference(source: str) -> Any:
+def load_oracle_model(source: str) -> Any:
     """One model per process, whatever number of tests ask."""
     from logprobe.judge import HarnessError
 
     try:
-        return ReferenceModel(source)
+        return OracleModel(source)
     except ImportError as exc:
         raise HarnessError(f"the reference oracle needs torch and transformers ({exc}); "
                            "pass --reference-model none to turn it off") from exc
