@@ -19,11 +19,20 @@ class OracleModel:
         self.source = source
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(source)
-        self.model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)
+        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
         self.model.eval()
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def chat_prompt(self, user: str) -> list[int] | None:
+        """The ids a chat server feeds the model for one user message, ready for the
+        assistant's reply (the model's own chat template); None without a template."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            return None
+        text = self.tokenizer.apply_chat_template([{"role": "user", "content": user}],
+                                                  add_generation_prompt=True, tokenize=False)
+        return self.encode(text)
 
     def token_strings(self, ids: list[int]) -> list[str]:
         """Each id as it reads in place (what a server's echo lists for it): the text it

@@ -33,6 +33,22 @@ def chat(model: str, messages: list[dict[str, str]] | None = None, **params: Any
             **params}
 
 
+def responses_request(model: str, k: int | None = 2, include: bool = True,
+                      text: str = "Write one sentence about the sea.",
+                      **more: Any) -> dict[str, Any]:
+    """A greedy Responses API request asking for ``k`` alternatives OpenAI's way (the
+    include entry), or without it."""
+    from logprobe.invariants.responses import INCLUDE
+
+    body: dict[str, Any] = {"model": model, "input": text, "max_output_tokens": 12,
+                            "temperature": 0, **more}
+    if k is not None:
+        body["top_logprobs"] = k
+    if include:
+        body["include"] = [INCLUDE]
+    return body
+
+
 def first_logprobs(body: Any) -> dict[str, Any]:
     """choices[0].logprobs of a body the judge already accepted. If it has none, the judge
     accepted that because an expectation file knows it: nothing is left to judge (XFAIL)."""

@@ -7,22 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from cases import responses_request
+
 from logprobe.client import Exchange
 from logprobe.invariants import responses
 from logprobe.invariants.core import Verdict, Violation, nothing_to_judge
 from logprobe.judge import Judge, classify
 
 NOT_SERVED = (404, 405, 501)
-
-
-def request(model: str, k: int | None = 2, include: bool = True, **more: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "input": "Write one sentence about the sea.",
-                            "max_output_tokens": 12, "temperature": 0, **more}
-    if k is not None:
-        body["top_logprobs"] = k
-    if include:
-        body["include"] = [responses.INCLUDE]
-    return body
 
 
 def _not_served(judge: Judge, exchange: Exchange) -> bool:
@@ -54,7 +46,7 @@ def _served(judge: Judge, api: Any, exchange: Exchange) -> Any:
 
 
 def test_responses_logprobs_shape_counts_and_spelling(api, model, judge):
-    for exchange in api.post_many([("/responses", request(model, k)) for k in (0, 2, 5)]):
+    for exchange in api.post_many([("/responses", responses_request(model, k)) for k in (0, 2, 5)]):
         if _served(judge, api, exchange) is None:
             return
 
@@ -62,7 +54,7 @@ def test_responses_logprobs_shape_counts_and_spelling(api, model, judge):
 def test_responses_top_logprobs_without_include_is_reported(api, model, judge):
     """OpenAI sends logprobs only with the include entry; a server answering top_logprobs
     without it, refused or answered, is reported (RESP-005), never failed."""
-    exchange = api.post("/responses", request(model, 2, include=False))
+    exchange = api.post("/responses", responses_request(model, 2, include=False))
     if _not_served(judge, exchange):
         return
     if judge.refused(exchange):  # an ERR-007 finding with its words
@@ -74,8 +66,8 @@ def test_responses_top_logprobs_without_include_is_reported(api, model, judge):
 
 
 def test_responses_stream_carries_the_same_logprobs(api, model, judge, tolerance):
-    plain, streamed = api.post_many([("/responses", request(model, 2)),
-                                     ("/responses", request(model, 2, stream=True))])
+    plain, streamed = api.post_many([("/responses", responses_request(model, 2)),
+                                     ("/responses", responses_request(model, 2, stream=True))])
     body = _served(judge, api, plain)
     if body is None:
         return

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from logprobe import faults
 from logprobe.invariants import responses
 from logprobe.invariants.core import Verdict
@@ -114,3 +116,20 @@ def test_an_end_token_the_text_leaves_out_is_not_a_spelling_defect():
     assert "RESP-004" not in failing(responses.check_responses_logprobs(REQUEST, body))
     body["output"][0]["content"][0]["text"] = "Hello here"
     assert "RESP-004" in failing(responses.check_responses_logprobs(REQUEST, body))
+
+
+def test_generated_values_are_judged_against_the_reference_by_the_oracle_s_rule():
+    """RESP-007: the median of the differences, over at least 8 tokens, within 0.1 nats;
+    the values as the fault responses-values-off breaks them fail it."""
+    truth = [-0.01 * p - 0.2 for p in range(12)]
+    close = [v - 0.02 for v in truth]  # dense and small, as a bf16 server's
+    assert failing(responses.check_against_reference(close, truth)) == {"ORACLE-002"}
+    broken = faults.break_json("responses-values-off", "/v1/responses", REQUEST,
+                               copy.deepcopy(BODY))
+    assert [e["logprob"] for e in responses.plain_entries(broken)] == pytest.approx(
+        [e["logprob"] - 0.3 for e in ENTRIES])
+    off = [v - 0.3 for v in truth]
+    assert "RESP-007" in failing(responses.check_against_reference(off, truth))
+    few = responses.check_against_reference(off[:5], truth[:5])
+    assert "RESP-007" not in failing(few) and any(v.verdict is Verdict.NA for v in few)
+    assert responses.output_text(BODY) == "Hello there"

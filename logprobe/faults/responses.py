@@ -43,3 +43,21 @@ def responses_stream_empty(path: str, request: dict[str, Any], event: Any) -> An
             and event.get("type") == "response.output_text.delta":
         event["logprobs"] = []
     return event
+
+
+@fault("responses-values-off",
+       "the Responses API's logprobs, alternatives alike, 0.3 nats below "
+       "the model's: every value well formed, none of them the model's",
+       "the ORACLE family's defect on the Responses surface: values from another "
+       "computation than the tokens' (after a temperature, another precision or model)",
+       ("RESP-007",),
+       properties=False)
+def responses_values_off(path: str, request: dict[str, Any], body: Any) -> Any:
+    """Every logprob of a Responses part, and of its alternatives, 0.3 nats lower: the order
+    and the shape stay right, so only a reference computation can tell."""
+    for part in _responses_parts(path, body):
+        for entry in part["logprobs"]:
+            for item in [entry, *(entry.get("top_logprobs") or [])]:
+                if isinstance(item, dict) and isinstance(item.get("logprob"), int | float):
+                    item["logprob"] -= 0.3
+    return body

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from logprobe import schemas
+from logprobe.invariants import oracle
 from logprobe.invariants.core import (
     Level,
     Verdict,
@@ -73,6 +74,15 @@ RESP_006 = invariant(
     "a streamed response's logprobs (its output_text.delta events in order) equal the "
     "plain response's: the same tokens, values within the same-token tolerance",
     "openai-python src/openai/types/responses/response_text_delta_event.py",
+)
+
+
+RESP_007 = invariant(
+    "RESP-007", Level.MUST,
+    "the generated tokens' logprobs agree with the served model's float32 log-softmax of "
+    "the same tokens after the same chat-templated input, computed locally, in the median "
+    f"within {oracle.ORACLE_MEDIAN} nats (ORACLE-001's rule and tolerance)",
+    oracle.SRC,
 )
 
 
@@ -213,3 +223,15 @@ def check_stream_matches(plain: Any, events: Sequence[Any],
     drift = Drift.between([e.get("logprob") for e in expected], [e.get("logprob") for e in got])
     return [Violation(RESP_006, f"streamed token {p} moved by {d:.3g} nats",
                       location=f"delta logprobs[{p}]") for p, d in drift.over(tolerance)[:5]]
+
+
+def output_text(response: Any) -> str:
+    """The response's output_text parts, concatenated."""
+    return "".join(str(part.get("text") or "") for _, part in text_parts(response))
+
+
+@checks(RESP_007, oracle.ORACLE_002)
+def check_against_reference(server: Sequence[Any], reference: Sequence[Any]) -> list[Violation]:
+    """``server``: each generated token's logprob, in order; ``reference``: the reference
+    model's for the same tokens after the same input."""
+    return oracle.deviation(server, reference, RESP_007)
