@@ -87,6 +87,14 @@ def test_judged_raw_a_real_servers_failures_read_as_named_defects(
     assert "chat-shape-on-completions" in names, json.dumps(failing, indent=1)[:3000]
     failed_tests = [r for r in run["tests"] if r["verdict"] == "FAIL"]
     assert len(failing) < len(failed_tests)  # grouped: fewer defects than failing tests
+    # The grouped summary ends the output: pytest's one line per failed test is left out...
+    output = result.stdout.str()
+    assert "short test summary info" not in output and "-rfE lists them" in output
+    assert output.rstrip().splitlines()[-1].count("failed") == 1
+    # ...unless asked for on the command line
+    again, _ = _run(pytester, llama_replay, "--expectations=none", "-rfE")
+    listed = [line for line in again.stdout.lines if line.startswith("FAILED ")]
+    assert len(listed) == again.parseoutcomes()["failed"] > len(failing)
 
 
 def test_a_test_an_expectation_names_is_xfail_and_the_run_passes(

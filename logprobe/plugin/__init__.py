@@ -89,6 +89,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def _leave_out_pytest_s_failed_list(tr: Any, config: pytest.Config) -> None:
+    """pytest's short summary, printed after this one, would list every failed (and
+    expected-to-fail) test again, one line each (43 lines for llama-server), below the
+    defects that group them: left out unless the command line asks for it with ``-r`` (the
+    ini file's ``-ra`` is a default, not an ask). pytest reads ``reportchars`` as it prints."""
+    import os
+    import shlex
+
+    given = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+    if any(arg.startswith("-r") for arg in given) or not set(tr.reportchars) & set("fEx"):
+        return
+    tr.reportchars = "".join(c for c in tr.reportchars if c not in "fEx")
+    tr.write_line("(pytest's list of failed tests is left out: the defects above group them; "
+                  "-rfE lists them)")
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The run in about one screen (``logprobe.report.summary``), then the baseline diff."""
     from logprobe.report.summary import summary_lines
@@ -100,6 +116,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.section("logprobe")
     for line, markup in summary_lines(run.as_dict(), str(run.path) if run.path else None):
         tr.write_line(line, **markup)
+    _leave_out_pytest_s_failed_list(tr, config)
     compared = config.stash.get(BASELINE_DIFF_KEY, None)
     if compared:
         tr.section("logprobe: against the baseline")
