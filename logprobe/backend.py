@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,40 +124,27 @@ class BackendOptions:
     reference_model: str | None = None  # --reference-model: a hub id or folder, or "none"
 
 
-def open_backend(options: BackendOptions) -> Backend:
+def _quiet(line: str) -> None:
+    pass
+
+
+def open_backend(options: BackendOptions, say: Callable[[str], None] = _quiet) -> Backend:
     """Preflight ``--endpoint`` or boot ``--serve``, then the fault proxy if asked, then learn
     the server's logprobs limit from its own refusal (unless ``--logprobs-limit`` says it).
 
     Raises ``EndpointUnusable``, ``ServerStartError``, ``LauncherUnavailable``,
     ``ModelPreparationError`` or ``ValueError`` (an unknown fault); whatever was
-    started before the error is stopped first.
+    started before the error is stopped first. ``say`` is told each step as it happens (a
+    boot is minutes of silence otherwise).
     """
     backend = Backend(BackendIdentity(base_url="", model=""))
     try:
         if options.endpoint:
             backend.identity = preflight(options.endpoint, options.api_key, options.model)
+            say(f"{backend.identity.base_url}: {backend.identity.family or 'a server'} "
+                f"{backend.identity.server_version or ''}, model {backend.identity.model}")
         else:
-            from logprobe.launch.backends import LaunchRequest, launch
-
-            booted = launch(LaunchRequest(
-                backend=options.serve, log_dir=options.log_dir, model=options.serve_model,
-                api_key=options.api_key, command=options.serve_command,
-                ready_url=options.serve_ready_url,
-                extra_args=shlex.split(options.serve_args or "")))
-            backend.process = booted.process
-            booted.process.start()
-            backend.identity = preflight(booted.base_url, options.api_key,
-                                         options.model or booted.model)
-            backend.identity.booted = options.serve
-            if options.serve != "command":
-                told = backend.identity.identified_by  # what the server says of itself
-                backend.identity.family = options.serve
-                backend.identity.identified_by = f"booted here with --serve {options.serve}" + (
-                    f"; it says: {told}" if told else "")
-            backend.identity.server_version = backend.identity.server_version or booted.version
-            backend.tokenizer = booted.tokenizer
-            if options.serve != "command" and options.serve_model is None:
-                backend.reference_model = booted.tokenizer  # the embedded model's folder
+            _boot(options, backend, say)
         backend.tokenizer = options.tokenizer or backend.tokenizer
         origin = "--tokenizer" if options.tokenizer else "the booted model's own"
         if options.reference_model:
@@ -169,6 +157,8 @@ def open_backend(options: BackendOptions) -> Backend:
                 backend.identity.base_url, options.log_dir, faults=options.faults)
             backend.faults = options.faults.split(",")
             backend.proxy.start()
+            say(f"the fault proxy ({options.faults}) in front of it, at "
+                f"{backend.identity.base_url}")
         if backend.tokenizer is not None:
             backend.tokenizer_origin = f"{backend.tokenizer} ({origin})"
         else:
@@ -183,6 +173,40 @@ def open_backend(options: BackendOptions) -> Backend:
         backend.stop()
         raise
     return backend
+
+
+def _boot(options: BackendOptions, backend: Backend, say: Callable[[str], None]) -> None:
+    """Boot ``--serve`` (its process kept in ``backend`` at once, so that an error stops it)
+    and learn what it is."""
+    from logprobe.launch.backends import LaunchRequest, launch
+
+    what = "the --serve-command server" if options.serve == "command" else options.serve
+    say(f"booting {what} on {options.serve_model or 'the embedded model'} "
+        "(a first run prepares the model)")
+    booted = launch(LaunchRequest(
+        backend=options.serve, log_dir=options.log_dir, model=options.serve_model,
+        api_key=options.api_key, command=options.serve_command,
+        ready_url=options.serve_ready_url,
+        extra_args=shlex.split(options.serve_args or "")))
+    backend.process = booted.process
+    say(f"starting {booted.process.name} (log: {booted.process.log_path})")
+    booted.process.on_wait = lambda seconds, last: say(
+        f"{booted.process.name} not ready after {seconds:.0f} s; its log: {last[:120]}")
+    booted.process.start()
+    say(f"{booted.process.name} ready at {booted.base_url} in "
+        f"{booted.process.ready_seconds or 0:.0f} s")
+    backend.identity = preflight(booted.base_url, options.api_key,
+                                 options.model or booted.model)
+    backend.identity.booted = options.serve
+    if options.serve != "command":
+        told = backend.identity.identified_by  # what the server says of itself
+        backend.identity.family = options.serve
+        backend.identity.identified_by = f"booted here with --serve {options.serve}" + (
+            f"; it says: {told}" if told else "")
+    backend.identity.server_version = backend.identity.server_version or booted.version
+    backend.tokenizer = booted.tokenizer
+    if options.serve != "command" and options.serve_model is None:
+        backend.reference_model = booted.tokenizer  # the embedded model's folder
 
 
 PROBE_TIMEOUT = 5.0  # seconds per tokenize probe: vLLM answers in milliseconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -66,6 +67,28 @@ def test_a_server_that_dies_at_start_reports_its_log(tmp_path: Path):
         server.start()
     assert "exited with code 3" in str(info.value)
     assert "model not found: xyz" in str(info.value)
+
+
+def test_a_slow_start_is_told_while_it_lasts_with_the_log_s_last_line(tmp_path: Path):
+    """A boot is minutes of silence otherwise: while the server is not ready, ``on_wait``
+    hears how long it has been and what the log says, its secrets redacted."""
+    port = free_port()
+    slow = textwrap.dedent(f"""
+        import http.server, time
+        print("loading weights, key sk-secret", flush=True)
+        time.sleep(2)
+        http.server.HTTPServer(("127.0.0.1", {port}), http.server.SimpleHTTPRequestHandler
+                               ).serve_forever()
+    """)
+    server = ServerProcess([sys.executable, "-c", slow], health_url=f"http://127.0.0.1:{port}/",
+                           log_path=tmp_path / "log", redact=["sk-secret"])
+    heard: list[tuple[float, str]] = []
+    server.on_wait = lambda seconds, last: heard.append((seconds, last))
+    server.wait_report_s = 0.5
+    with server:
+        assert server.ready_seconds is not None and server.ready_seconds >= 2
+    assert heard and heard[0][1] == "loading weights, key ***"
+    assert all(a < b for (a, _), (b, _) in itertools.pairwise(heard))
 
 
 def test_died_server_is_noticed(tmp_path: Path):

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -48,6 +48,8 @@ def tail(path: Path, lines: int = 40) -> str:
         return "(no server log)"
     return "\n".join(text.splitlines()[-lines:])
 
+
+WAIT_REPORT_S = 15.0
 
 _live: set[ServerProcess] = set()
 _live_lock = threading.Lock()
@@ -103,6 +105,10 @@ class ServerProcess:
         self.name = name
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_seconds: float | None = None
+        # Told every ``wait_report_s`` while the server is not ready yet: seconds so far, and
+        # the log's last line (a boot can take minutes, silent otherwise).
+        self.on_wait: Callable[[float, str], None] | None = None
+        self.wait_report_s = WAIT_REPORT_S
 
     def start(self) -> None:
         _install_handlers()
@@ -144,6 +150,7 @@ class ServerProcess:
         assert self.proc is not None
         started = time.monotonic()
         deadline = started + self.startup_timeout
+        told = started
         with httpx.Client(timeout=5.0) as client:
             while True:
                 code = self.proc.poll()
@@ -160,6 +167,9 @@ class ServerProcess:
                         return
                 except httpx.HTTPError:
                     pass
+                if self.on_wait is not None and time.monotonic() - told >= self.wait_report_s:
+                    told = time.monotonic()
+                    self.on_wait(told - started, self.redacted(tail(self.log_path, 1)).strip())
                 if time.monotonic() > deadline:
                     raise ServerStartError(
                         f"{self.name} was not healthy at {self.health_url} after "
