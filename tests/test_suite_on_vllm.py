@@ -113,6 +113,10 @@ def test_fault_is_caught_by_its_invariants(name, served, direct_run, tmp_path):
         assert f"looks like: {name}, seen in" in run.output
     if name == "dies-on-seed-beyond-int64":  # the suite started the proxy: it narrows
         assert_death_named(run, narrowed=True)
+        # told as it happened, not only at the end: the death, then the replay
+        told = [line for line in run.output.splitlines() if line.startswith("logprobe: ")]
+        assert any(line.startswith("logprobe: the server is down (") for line in told), told
+        assert any("replaying the" in line for line in told), told
     if name == "batch-noise":  # the noise reached the comparisons, and the run passed
         [row] = [t for t in run.report["tests"] if t["nodeid"] == "logprobe::run::consistency"]
         assert row["data"]["drift"]["max"] > 0.005 and row["data"]["drift"]["median"] == 0, row

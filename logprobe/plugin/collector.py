@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from logprobe.backend import Backend
+from logprobe.invariants import survival
 from logprobe.plugin.keys import BACKEND_KEY, BASELINE_DIFF_KEY, REPORT_KEY, SHARE_DIR_KEY
 from logprobe.plugin.options import options_of
 from logprobe.plugin.run_level import judge_run
+from logprobe.plugin.terminal import terminal_line
 from logprobe.report.run import TestRow
 
 
@@ -26,12 +28,26 @@ class RunCollector:
         self.config = config
         self.spans: list[list[float]] = []
         self.internal_error = False
+        self.told_down = False
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         row = getattr(report, "logprobe_row", None)
         if row is not None:
-            self.config.stash[REPORT_KEY].add(TestRow(**json.loads(row)))
+            added = TestRow(**json.loads(row))
+            self.config.stash[REPORT_KEY].add(added)
+            self._tell_if_down(added)
         self.spans.extend(json.loads(getattr(report, "logprobe_traffic", None) or "[]"))
+
+    def _tell_if_down(self, row: TestRow) -> None:
+        """The first row that found the server down, told as it arrives: the rest of the
+        run is not reached, and the end of the run names the suspects."""
+        seen = (row.data or {}).get(survival.MEASURE)
+        if self.told_down or not seen:
+            return
+        self.told_down = True
+        terminal_line(self.config)(
+            f"the server is down ({seen.get('reason')}), seen by {row.nodeid}; the tests "
+            "after it are not reached, and the run's end names the requests it died on")
 
     def pytest_internalerror(self, excrepr: Any, excinfo: Any) -> None:
         """An xdist worker's internal error reaches the controller here, and pytest-xdist

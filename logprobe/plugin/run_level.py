@@ -17,6 +17,7 @@ from logprobe.invariants.runlevel import RunJudgement, RunView, registered
 from logprobe.plugin.keys import EXPECTATIONS_KEY
 from logprobe.plugin.options import options_of
 from logprobe.plugin.rows import finding_rows
+from logprobe.plugin.terminal import terminal_line
 from logprobe.report.run import RunReport, TestRow
 
 
@@ -73,6 +74,9 @@ def _survival(config: pytest.Config, run: RunReport, backend: Backend | None) ->
         min(seen, key=lambda s: s.get("detected_at") or 0)["reason"]
     named = survival.suspects(survival.merge([e for s in seen for e in s["exchanges"]]))
     options = options_of(config)
+    if backend is not None and named and liveness.restartable(backend):
+        terminal_line(config)(f"replaying the {len(named)} suspects one at a time, against "
+                              "the server restarted where the suite started it")
     narrowed = liveness.narrow(backend, named, options.api_key, options.request_timeout) \
         if backend is not None else {"killer": None, "replayed": 0,
                                      "why": "the run was interrupted"}

@@ -4,9 +4,8 @@ the server has named itself."""
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from logprobe.plugin.keys import (
     WORKER_SHARE_DIR,
 )
 from logprobe.plugin.options import options_of
+from logprobe.plugin.terminal import terminal_line
 
 
 def load_expectations(config: pytest.Config) -> ExpectationSet | None:
@@ -61,19 +61,6 @@ def expectations_for(config: pytest.Config, backend: Backend) -> list[Expectatio
     return expectations_of(config, backend).applying(backend.identity.server_version)
 
 
-def _terminal_line(config: pytest.Config) -> Callable[[str], None]:
-    """Where the backend's steps are told: pytest's terminal, on a line of their own, past
-    output capturing (without xdist the backend opens inside the first test's setup)."""
-    def say(line: str) -> None:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None:
-            return
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            reporter.write_line(f"logprobe: {line}")
-    return say
-
-
 def open_backend_or_exit(config: pytest.Config) -> Backend:
     """Open the backend or end the run with one line and a distinct exit code."""
     from logprobe.launch.model import ModelPreparationError
@@ -81,7 +68,7 @@ def open_backend_or_exit(config: pytest.Config) -> Backend:
 
     options = options_of(config)
     try:
-        backend = open_backend(options.backend_options(), say=_terminal_line(config))
+        backend = open_backend(options.backend_options(), say=terminal_line(config))
     except EndpointUnusable as exc:
         pytest.exit(f"logprobe: endpoint unusable: {exc}", returncode=EXIT_ENDPOINT_UNUSABLE)
     except ServerNotInstalled as exc:
