@@ -32,6 +32,19 @@ def _timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tup
     return time.monotonic() - start, done.returncode
 
 
+def _breakdown(clone: Path) -> dict[str, float | None]:
+    """What the conformance run's own report says of its time: the server's boot, and the
+    tests from the first to the last (the rest of the conformance wall time is pytest
+    starting, the model's conversion and the reference model's loading)."""
+    path = clone / "reports" / "embedded" / "run.json"
+    if not path.exists():
+        return {}
+    run = json.loads(path.read_text())
+    durations = [t.get("duration_s") or 0.0 for t in run.get("tests", [])]
+    return {"server_ready_seconds": run.get("backend", {}).get("ready_seconds"),
+            "tests_seconds_summed": round(sum(durations), 1), "tests": len(durations)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the clone and its caches")
@@ -49,7 +62,7 @@ def main() -> None:
     verdict = next((line for line in reversed(tail) if " passed" in line or " failed" in line),
                    tail[-1] if tail else "")
     result = {
-        "date": time.strftime("%Y-%m-%d"), "commit": subprocess.run(
+        "date": time.strftime("%Y-%m-%d"), "breakdown": _breakdown(clone), "commit": subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "load_before": load_before},
