@@ -318,7 +318,8 @@ def test_oracle_judges_from_text_when_token_ids_are_refused(served, tmp_path):
     to the reference model, from text prompts: a softmax wrong everywhere is caught so."""
     if not served.tokenizer:
         pytest.skip("the oracle needs the embedded model's folder")
-    run = run_suite(served, tmp_path, "--fault=token-ids-500,softmax-scaled", "-k", "oracle")
+    run = run_suite(served, tmp_path, "--fault=token-ids-500,softmax-scaled", "-k",
+                    "test_prompt_logprobs_match_the_reference_model")
     [row] = [t for t in run.report["tests"] if "test_oracle.py" in t["nodeid"]]
     assert row["data"]["oracle_prompts"].startswith("text (token-id prompts answered HTTP 500")
     assert row["violated"] == ["ORACLE-001"], row
