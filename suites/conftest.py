@@ -1,5 +1,5 @@
-"""Exchanges that several checks judge: sent once per run (across xdist workers too),
-judged many times."""
+"""How the suite is dealt to xdist workers, and the exchanges that several checks judge:
+sent once per run (across xdist workers too), judged many times."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from cases import chat, completion
+from xdist.scheduler import LoadGroupScheduling
 
 from logprobe.client import Exchange
 from logprobe.shared import SharedExchanges
@@ -31,6 +32,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 ONE_WORKER_MODULES = frozenset({"test_oracle.py"})
 
 
+class ReferenceModelOnOneWorker(LoadGroupScheduling):
+    """xdist's loadgroup, with each module of ``ONE_WORKER_MODULES`` one unit of work."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        if module.rsplit("/", 1)[-1] in ONE_WORKER_MODULES:
+            return module
+        return super()._split_scope(nodeid)
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under ``--dist loadgroup``, the tests of ``ONE_WORKER_MODULES`` are one unit of work,
     dealt first (xdist deals the units with the most tests first), so one worker loads the
@@ -43,15 +54,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """
     if config.getvalue("dist") != "loadgroup":
         return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    class ReferenceModelOnOneWorker(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            if module.rsplit("/", 1)[-1] in ONE_WORKER_MODULES:
-                return module
-            return super()._split_scope(nodeid)
-
     return ReferenceModelOnOneWorker(config, log)
 
 
