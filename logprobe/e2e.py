@@ -86,7 +86,7 @@ def run_lmeval(
         from logprobe.judge import HarnessError
 
         raise HarnessError(f"the e2e tests need lm-eval: pip install 'logprobe[lmeval]' "
-                           f"({exc})") from exc
+                           f"(in a clone: ./dev setup) ({exc})") from exc
 
     model_args = _model_args(base_url, model, tokenizer, chat, num_concurrent, seed)
     offline = taskset is not None
