@@ -20,17 +20,54 @@ import shutil
 import subprocess
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, int]:
+    """Run ``command``, each line of its output kept in ``log`` after the seconds since it
+    started (what ``_phases`` reads)."""
     start = time.monotonic()
-    with log.open("w") as out:
-        done = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                              check=False)
-    return time.monotonic() - start, done.returncode
+    with log.open("w") as out, subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace") as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(f"{time.monotonic() - start:7.1f} {line}")
+    return time.monotonic() - start, proc.returncode
+
+
+# The progress lines of a booted run (logprobe.backend._boot), in the order they come.
+_MARKS = {"start": "logprobe: booting ", "server_started": "logprobe: starting ",
+          "server_ready": " ready at ", "tests_began": " workers [", "summary": "== logprobe =="}
+# What the time up to each mark (and to the log's last line) was spent on.
+_PHASES = ["pytest starting", "model preparation", "server boot", "preflight, workers starting",
+           "tests, run-level checks, server stopped", "summary"]
+
+
+def _phases(log: Path) -> dict[str, float]:
+    """Where the conformance run's time went, from its timestamped log: pytest starting,
+    the model's preparation (a first run converts it), the server's boot, the workers
+    starting, the tests with the run-level checks and the server's stop, the summary."""
+    seen: dict[str, float] = {}
+    last = 0.0
+    for line in log.read_text(errors="replace").splitlines():
+        stamp, _, text = line.strip().partition(" ")
+        try:
+            last = float(stamp)
+        except ValueError:
+            continue
+        for mark, words in _MARKS.items():
+            if mark not in seen and words in text:
+                seen[mark] = last
+    seen["end"] = last
+    phases = {"pytest starting": seen["start"]} if "start" in seen else {}
+    for (_, a), (name, b) in pairwise(zip(_PHASES, [*_MARKS, "end"], strict=True)):
+        if a in seen and b in seen:
+            phases[name] = round(seen[b] - seen[a], 1)
+    return phases
 
 
 def _breakdown(clone: Path) -> dict[str, float | None]:
@@ -64,7 +101,8 @@ def main() -> None:
     verdict = next((line for line in reversed(tail) if " passed" in line or " failed" in line),
                    tail[-1] if tail else "")
     result = {
-        "date": time.strftime("%Y-%m-%d"), "breakdown": _breakdown(clone), "commit": subprocess.run(
+        "date": time.strftime("%Y-%m-%d"), "breakdown": _breakdown(clone),
+        "conformance_phases_seconds": _phases(work / "conformance.log"), "commit": subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "load_before": load_before},
