@@ -70,6 +70,14 @@ def _phases(log: Path) -> dict[str, float]:
     return phases
 
 
+def _verdict(log: Path) -> str:
+    """pytest's last line (which counts the passed and failed), without its timestamp."""
+    lines = [line.strip().partition(" ")[2] for line in
+             log.read_text(errors="replace").strip().splitlines()]
+    return next((line for line in reversed(lines) if " passed" in line or " failed" in line),
+                lines[-1] if lines else "")
+
+
 def _breakdown(clone: Path) -> dict[str, float | None]:
     """What the conformance run's own report says of its time: the server's boot, and the
     tests from the first to the last (the rest of the conformance wall time is pytest
@@ -97,9 +105,7 @@ def main() -> None:
     setup_s, setup_rc = _timed(["./dev", "setup", "conformance"], clone, env,
                                work / "setup.log")
     conformance_s, rc = _timed(["./dev", "conformance"], clone, env, work / "conformance.log")
-    tail = (work / "conformance.log").read_text(errors="replace").strip().splitlines()
-    verdict = next((line for line in reversed(tail) if " passed" in line or " failed" in line),
-                   tail[-1] if tail else "")
+    verdict = _verdict(work / "conformance.log")
     result = {
         "date": time.strftime("%Y-%m-%d"), "breakdown": _breakdown(clone),
         "conformance_phases_seconds": _phases(work / "conformance.log"), "commit": subprocess.run(
