@@ -42,6 +42,7 @@ class ReferenceModelOnOneWorker(LoadGroupScheduling):
         return super()._split_scope(nodeid)
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: absent under -p no:xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under ``--dist loadgroup``, the tests of ``ONE_WORKER_MODULES`` are one unit of work,
     dealt first (xdist deals the units with the most tests first), so one worker loads the

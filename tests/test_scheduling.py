@@ -58,3 +58,13 @@ def test_without_the_scheduler_they_would_spread(tmp_path):
     """What the scheduler is for: xdist's own loadgroup deals them one by one."""
     ran = _workers(tmp_path, "")
     assert len(ran["test_oracle"]) > 1, ran
+
+
+def test_the_suite_runs_without_xdist():
+    """The scheduler is xdist's hook: with xdist switched off (``-p no:xdist``) pytest knows
+    no such hook, and the suite's conftest must still load."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p",
+                           "no:cacheprovider", "--collect-only", "-q", str(ROOT / "suites")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "tests collected" in done.stdout
